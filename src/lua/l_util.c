@@ -1,0 +1,309 @@
+#include "l_util.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "nnft_alloc.h"
+
+/* The userdata: the matrix header; for a view the parent Mat is user value 1. */
+typedef struct {
+  nnft_mat m;
+} l_mat;
+
+nnft_mat *l_testmat(lua_State *L, int idx) {
+  l_mat *u = luaL_testudata(L, idx, L_MAT_NAME);
+  return u ? &u->m : NULL;
+}
+
+nnft_mat *l_checkmat(lua_State *L, int idx) {
+  l_mat *u = luaL_testudata(L, idx, L_MAT_NAME);
+  if (!u) luaL_typeerror(L, idx, "nnft.Mat");
+  if (!u->m.data) luaL_argerror(L, idx, "matrix has been released (closed)");
+  return &u->m;
+}
+
+static l_mat *push_empty(lua_State *L) {
+  l_mat *u = lua_newuserdatauv(L, sizeof *u, 1);
+  memset(u, 0, sizeof *u);
+  luaL_setmetatable(L, L_MAT_NAME);
+  return u;
+}
+
+nnft_mat *l_newmat(lua_State *L, size_t rows, size_t cols) {
+  l_mat *u = push_empty(L); /* owned by Lua before anything can fail */
+  nnft_status s = nnft_mat_alloc(rows, cols, &u->m);
+  if (s == NNFT_ENOMEM) {
+    size_t bytes = 0;
+    nnft_mat_bytes(rows, cols, &bytes);
+    luaL_error(L, "cannot allocate a %zu x %zu matrix (%.1f MiB): out of memory", rows, cols,
+               (double)bytes / 1048576.0);
+  } else if (s) {
+    luaL_error(L, "cannot allocate a %zu x %zu matrix: size too large", rows, cols);
+  }
+  return &u->m;
+}
+
+nnft_mat *l_pushview(lua_State *L, int parent_idx, const nnft_mat *view) {
+  parent_idx = lua_absindex(L, parent_idx);
+  l_mat *u = push_empty(L);
+  u->m = *view;
+  u->m.owns = 0;
+  lua_pushvalue(L, parent_idx); /* keep the storage's owner alive */
+  lua_setiuservalue(L, -2, 1);
+  return &u->m;
+}
+
+nnft_mat *l_pushcopy(lua_State *L, const nnft_mat *m) {
+  nnft_mat *c = l_newmat(L, m->rows, m->cols);
+  nnft_mat_copy(m, c);
+  return c;
+}
+
+/* Fill a new Mat from the table at idx: {{..},{..}} (rows) or {a, b, c} (a column). */
+static nnft_mat *mat_from_table(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  size_t rows = lua_rawlen(L, idx), cols = 1;
+  int nested = 0;
+  if (rows > 0) {
+    nested = lua_rawgeti(L, idx, 1) == LUA_TTABLE;
+    if (nested) cols = lua_rawlen(L, -1);
+    lua_pop(L, 1);
+  }
+  if (nested && cols == 0) luaL_error(L, "nnft.mat: row 1 is empty");
+  nnft_mat *m = l_newmat(L, rows, rows ? cols : 0);
+  for (size_t i = 0; i < rows; i++) {
+    int t = lua_rawgeti(L, idx, (lua_Integer)i + 1);
+    if (nested) {
+      if (t != LUA_TTABLE)
+        luaL_error(L, "nnft.mat: row %zu is a %s, expected a table", i + 1, luaL_typename(L, -1));
+      if (lua_rawlen(L, -1) != cols)
+        luaL_error(L, "nnft.mat: row %zu has %zu entries, row 1 has %zu", i + 1,
+                   (size_t)lua_rawlen(L, -1), cols);
+      for (size_t j = 0; j < cols; j++) {
+        lua_rawgeti(L, -1, (lua_Integer)j + 1);
+        int isnum;
+        double v = lua_tonumberx(L, -1, &isnum);
+        if (!isnum)
+          luaL_error(L, "nnft.mat: entry (%zu, %zu) is a %s, expected a number", i + 1, j + 1,
+                     luaL_typename(L, -1));
+        NNFT_AT(m, i, j) = v;
+        lua_pop(L, 1);
+      }
+    } else {
+      int isnum;
+      double v = lua_tonumberx(L, -1, &isnum);
+      if (!isnum)
+        luaL_error(L, "nnft.mat: entry %zu is a %s, expected a number", i + 1,
+                   luaL_typename(L, -1));
+      m->data[i] = v;
+    }
+    lua_pop(L, 1);
+  }
+  return m;
+}
+
+nnft_mat *l_tomat(lua_State *L, int idx, int *pushed) {
+  *pushed = 0;
+  nnft_mat *m = l_testmat(L, idx);
+  if (m) {
+    if (!m->data) luaL_argerror(L, idx, "matrix has been released (closed)");
+    return m;
+  }
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    double v = lua_tonumber(L, idx);
+    m = l_newmat(L, 1, 1);
+    m->data[0] = v;
+    *pushed = 1;
+    return m;
+  }
+  if (lua_type(L, idx) == LUA_TTABLE) {
+    m = mat_from_table(L, idx);
+    *pushed = 1;
+    return m;
+  }
+  luaL_typeerror(L, idx, "nnft.Mat, number or table");
+  return NULL;
+}
+
+int l_error(lua_State *L, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  luaL_where(L, 1);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
+int l_status_error(lua_State *L, nnft_status s, const char *fname, const char *detail) {
+  if (s == NNFT_EINTR) nnft_interrupt_flag = 0;
+  if (detail && *detail) return luaL_error(L, "%s: %s: %s", fname, nnft_strerror(s), detail);
+  return luaL_error(L, "%s: %s", fname, nnft_strerror(s));
+}
+
+size_t l_checksize(lua_State *L, int arg, int positive) {
+  int isint;
+  lua_Integer v = lua_tointegerx(L, arg, &isint);
+  if (!isint) {
+    if (lua_type(L, arg) == LUA_TNUMBER)
+      luaL_argerror(L, arg, lua_pushfstring(L, "expected an integer size, got %f",
+                                            lua_tonumber(L, arg)));
+    luaL_typeerror(L, arg, "integer");
+  }
+  if (v < 0 || (positive && v == 0))
+    luaL_argerror(L, arg, lua_pushfstring(L, "size must be %s, got %I",
+                                          positive ? "positive" : "non-negative", v));
+  return (size_t)v;
+}
+
+void l_check_finite(lua_State *L, const nnft_mat *m, const char *fname, const char *what) {
+  if (!nnft_mat_all_finite(m)) luaL_error(L, "%s: %s contains NaN or Inf", fname, what);
+}
+
+void l_check_same_shape(lua_State *L, const nnft_mat *a, const nnft_mat *b, const char *fname) {
+  if (a->rows != b->rows || a->cols != b->cols)
+    luaL_error(L, "%s: shapes do not conform (%zu x %zu vs %zu x %zu)", fname, a->rows, a->cols,
+               b->rows, b->cols);
+}
+
+void l_check_options(lua_State *L, int idx, const char *fname, const char *const allowed[]) {
+  if (lua_isnoneornil(L, idx)) return;
+  idx = lua_absindex(L, idx);
+  if (!lua_istable(L, idx)) luaL_error(L, "%s: options must be a table, got %s", fname,
+                                       luaL_typename(L, idx));
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    int ok = 0;
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      const char *k = lua_tostring(L, -1);
+      for (const char *const *a = allowed; *a; a++)
+        if (strcmp(*a, k) == 0) { ok = 1; break; }
+    }
+    if (!ok) {
+      const char *key = luaL_tolstring(L, -1, NULL); /* key stays below the buffer */
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      for (const char *const *a = allowed; *a; a++) {
+        if (a != allowed) luaL_addstring(&b, ", ");
+        luaL_addstring(&b, *a);
+      }
+      if (!allowed[0]) luaL_addstring(&b, "none");
+      luaL_pushresult(&b);
+      luaL_error(L, "%s: unknown option '%s' (allowed: %s)", fname, key, lua_tostring(L, -1));
+    }
+  }
+}
+
+/* Raise "bad option 'key' to 'fn' (msg)", naming the running C function as luaL_argerror does. */
+static int opt_error(lua_State *L, const char *key, const char *fmt, ...) {
+  lua_Debug ar;
+  const char *fn = "?";
+  if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name) fn = ar.name;
+  va_list ap;
+  va_start(ap, fmt);
+  const char *msg = lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  return luaL_error(L, "bad option '%s' to '%s' (%s)", key, fn, msg);
+}
+
+/* Push the option `key` of the table at idx (nil when there is no table). */
+static int get_opt(lua_State *L, int idx, const char *key) {
+  if (!lua_istable(L, idx)) {
+    lua_pushnil(L);
+    return LUA_TNIL;
+  }
+  return lua_getfield(L, idx, key);
+}
+
+double l_opt_number(lua_State *L, int idx, const char *key, double def) {
+  idx = lua_absindex(L, idx);
+  int t = get_opt(L, idx, key);
+  double v = def;
+  if (t != LUA_TNIL) {
+    int isnum;
+    v = lua_tonumberx(L, -1, &isnum);
+    if (!isnum || t != LUA_TNUMBER)
+      opt_error(L, key, "number expected, got %s", luaL_typename(L, -1));
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+lua_Integer l_opt_integer(lua_State *L, int idx, const char *key, lua_Integer def) {
+  idx = lua_absindex(L, idx);
+  int t = get_opt(L, idx, key);
+  lua_Integer v = def;
+  if (t != LUA_TNIL) {
+    int isint;
+    v = lua_tointegerx(L, -1, &isint);
+    if (!isint || t != LUA_TNUMBER)
+      opt_error(L, key, "integer expected, got %s",
+                t == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1));
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+int l_opt_boolean(lua_State *L, int idx, const char *key, int def) {
+  idx = lua_absindex(L, idx);
+  int t = get_opt(L, idx, key);
+  int v = def;
+  if (t != LUA_TNIL) {
+    if (t != LUA_TBOOLEAN)
+      opt_error(L, key, "boolean expected, got %s", luaL_typename(L, -1));
+    v = lua_toboolean(L, -1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+const char *l_opt_string(lua_State *L, int idx, const char *key, const char *def) {
+  idx = lua_absindex(L, idx);
+  int t = get_opt(L, idx, key);
+  const char *v = def;
+  if (t != LUA_TNIL) {
+    if (t != LUA_TSTRING)
+      opt_error(L, key, "string expected, got %s", luaL_typename(L, -1));
+    v = lua_tostring(L, -1); /* the options table keeps the string alive */
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+int l_opt_choice(lua_State *L, int idx, const char *key, const char *def,
+                 const char *const choices[]) {
+  const char *v = l_opt_string(L, idx, key, def);
+  for (int k = 0; choices[k]; k++)
+    if (strcmp(v, choices[k]) == 0) return k;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int k = 0; choices[k]; k++) {
+    if (k) luaL_addstring(&b, ", ");
+    luaL_addstring(&b, choices[k]);
+  }
+  luaL_pushresult(&b);
+  opt_error(L, key, "one of %s expected, got '%s'", lua_tostring(L, -1), v);
+  return -1;
+}
+
+void l_newclass(lua_State *L, const char *tname, const luaL_Reg *methods,
+                const luaL_Reg *metamethods) {
+  if (!luaL_newmetatable(L, tname)) { /* already registered (module loaded twice) */
+    lua_pop(L, 1);
+    return;
+  }
+  luaL_setfuncs(L, metamethods, 0);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
+void l_check_interrupt(lua_State *L) {
+  if (nnft_interrupted()) {
+    nnft_interrupt_flag = 0;
+    luaL_error(L, "interrupted");
+  }
+}

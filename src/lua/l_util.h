@@ -1,0 +1,80 @@
+/* Helpers shared by every binding (src/lua/l_*.c): the Mat userdata, argument and option
+ * checking, and turning an nnft_status into a Lua error.
+ *
+ * The order every binding follows (docs/design.md): check all arguments -> allocate Lua-owned
+ * results and workspaces -> call the core (which cannot raise) -> raise on a bad status. */
+#ifndef NNFT_L_UTIL_H
+#define NNFT_L_UTIL_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "nnft_mat.h"
+#include "nnft_status.h"
+
+#define L_MAT_NAME "nnft.Mat"
+
+/* ---- the Mat userdata ---- */
+
+/* The Mat at idx, or a type error naming fname and the argument. */
+nnft_mat *l_checkmat(lua_State *L, int idx);
+/* The Mat at idx, or NULL. */
+nnft_mat *l_testmat(lua_State *L, int idx);
+/* Push a new zero-filled rows x cols Mat (Lua owns it); raises a clear error if it cannot be
+ * allocated (naming the size in MiB). */
+nnft_mat *l_newmat(lua_State *L, size_t rows, size_t cols);
+/* Push a Mat sharing storage with the Mat at parent_idx (kept alive through the user value). */
+nnft_mat *l_pushview(lua_State *L, int parent_idx, const nnft_mat *view);
+/* Push a new Mat holding a contiguous copy of m. */
+nnft_mat *l_pushcopy(lua_State *L, const nnft_mat *m);
+/* Accept a Mat, a number (as 1x1) or a nested table / flat table of numbers (converted to a
+ * new Mat pushed in place of idx's value's copy on the stack top). Returns the Mat pointer;
+ * for a converted value the new Mat is left on top of the stack (caller accounts for it). */
+nnft_mat *l_tomat(lua_State *L, int idx, int *pushed);
+
+/* ---- checks ---- */
+
+/* Raise "fname: msg" with printf-style formatting, prefixed by the calling function's name. */
+int l_error(lua_State *L, const char *fmt, ...);
+/* Raise a Lua error for status s: "<fname>: <nnft_strerror(s)>[: detail]". */
+int l_status_error(lua_State *L, nnft_status s, const char *fname, const char *detail);
+/* Size argument: a non-negative integer (positive if positive != 0) that fits in size_t. */
+size_t l_checksize(lua_State *L, int arg, int positive);
+/* Raise if m has NaN or Inf: "<fname>: <what> contains NaN or Inf". */
+void l_check_finite(lua_State *L, const nnft_mat *m, const char *fname, const char *what);
+/* Raise unless a and b have the same shape. */
+void l_check_same_shape(lua_State *L, const nnft_mat *a, const nnft_mat *b, const char *fname);
+
+/* ---- option tables ---- */
+
+/* Check that the table at idx (absent/nil allowed) has only keys in the NULL-terminated list
+ * `allowed`; otherwise raise "fname: unknown option 'key' (allowed: a, b, c)". */
+void l_check_options(lua_State *L, int idx, const char *fname, const char *const allowed[]);
+/* Option getters: the field of the options table at idx, or def when absent/nil. Type errors
+ * name the option. */
+double l_opt_number(lua_State *L, int idx, const char *key, double def);
+lua_Integer l_opt_integer(lua_State *L, int idx, const char *key, lua_Integer def);
+int l_opt_boolean(lua_State *L, int idx, const char *key, int def);
+const char *l_opt_string(lua_State *L, int idx, const char *key, const char *def);
+/* An option whose value must be one of `choices` (NULL-terminated); returns its index. */
+int l_opt_choice(lua_State *L, int idx, const char *key, const char *def,
+                 const char *const choices[]);
+
+/* ---- registration ---- */
+
+/* Each binding file exports one opener that adds its functions to the nnft table on top of the
+ * stack (and registers its metatables). Listed in l_nnft.c. */
+void l_open_mat(lua_State *L);
+void l_open_linalg(lua_State *L);
+void l_open_rng(lua_State *L);
+void l_open_sys(lua_State *L);
+void l_open_io(lua_State *L);
+
+/* Register a metatable `tname` with methods (an __index table), metamethods, and __name. */
+void l_newclass(lua_State *L, const char *tname, const luaL_Reg *methods,
+                const luaL_Reg *metamethods);
+
+/* Poll the interrupt flag from a binding: if set, clear it and raise "interrupted". */
+void l_check_interrupt(lua_State *L);
+
+#endif

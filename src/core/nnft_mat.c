@@ -1,8 +1,13 @@
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE /* sysconf(_SC_PHYS_PAGES) */
+#endif
 #include "nnft_mat.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nnft_alloc.h"
 
@@ -13,6 +18,14 @@ nnft_status nnft_mat_bytes(size_t rows, size_t cols, size_t *bytes) {
   return nnft_size_mul(n, sizeof(double), bytes);
 }
 
+size_t nnft_mat_max_bytes(void) {
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return (size_t)1 << 46;
+  size_t total;
+  if (nnft_size_mul((size_t)pages, (size_t)page, &total)) return SIZE_MAX;
+  return total;
+}
+
 nnft_status nnft_mat_alloc(size_t rows, size_t cols, nnft_mat *out) {
   size_t bytes;
   nnft_status s = nnft_mat_bytes(rows, cols, &bytes);
@@ -20,6 +33,8 @@ nnft_status nnft_mat_alloc(size_t rows, size_t cols, nnft_mat *out) {
   /* BLAS indexes with int: refuse what it could not address rather than fail later. */
   int tmp;
   if (nnft_blas_int(rows, &tmp) || nnft_blas_int(cols, &tmp)) return NNFT_EOVERFLOW;
+  /* Never attempt a block the machine cannot hold: zero-filling it would touch every page. */
+  if (bytes > nnft_mat_max_bytes()) return NNFT_EOVERFLOW;
   double *d = nnft_alloc(bytes);
   if (!d) return NNFT_ENOMEM;
   memset(d, 0, bytes);
@@ -52,10 +67,39 @@ static int same_shape(const nnft_mat *a, const nnft_mat *b) {
   return a->rows == b->rows && a->cols == b->cols;
 }
 
-nnft_status nnft_mat_copy(const nnft_mat *src, nnft_mat *dst) {
-  if (!same_shape(src, dst)) return NNFT_EDIM;
+/* Address range [lo, hi) that m's elements occupy; empty for an empty matrix. */
+static void span(const nnft_mat *m, uintptr_t *lo, uintptr_t *hi) {
+  *lo = *hi = (uintptr_t)m->data;
+  if (m->rows && m->cols)
+    *hi = (uintptr_t)(m->data + (m->cols - 1) * m->ld + m->rows);
+}
+
+int nnft_mat_overlap(const nnft_mat *a, const nnft_mat *b) {
+  uintptr_t alo, ahi, blo, bhi;
+  span(a, &alo, &ahi);
+  span(b, &blo, &bhi);
+  return alo < ahi && blo < bhi && alo < bhi && blo < ahi;
+}
+
+static void copy_columns(const nnft_mat *src, nnft_mat *dst) {
   for (size_t j = 0; j < src->cols; j++)
     memmove(dst->data + j * dst->ld, src->data + j * src->ld, src->rows * sizeof(double));
+}
+
+nnft_status nnft_mat_copy(const nnft_mat *src, nnft_mat *dst) {
+  if (!same_shape(src, dst)) return NNFT_EDIM;
+  if (src->data == dst->data && src->ld == dst->ld) return NNFT_OK; /* the same elements */
+  if (src->cols > 1 && nnft_mat_overlap(src, dst)) {
+    /* Column-by-column copying could overwrite source values not yet read. */
+    nnft_mat tmp;
+    nnft_status s = nnft_mat_alloc(src->rows, src->cols, &tmp);
+    if (s) return s;
+    copy_columns(src, &tmp);
+    copy_columns(&tmp, dst);
+    nnft_mat_free(&tmp);
+    return NNFT_OK;
+  }
+  copy_columns(src, dst); /* one column: memmove handles the overlap */
   return NNFT_OK;
 }
 
@@ -165,8 +209,8 @@ static double apply_unary(nnft_unary_fn f, double x) {
   case NNFT_FN_SIN: return sin(x);
   case NNFT_FN_COS: return cos(x);
   case NNFT_FN_SQUARE: return x * x;
-  case NNFT_FN_RELU: return x > 0 ? x : 0.0;
-  case NNFT_FN_SIGN: return (x > 0) - (x < 0);
+  case NNFT_FN_RELU: return x > 0 || isnan(x) ? x : 0.0;
+  case NNFT_FN_SIGN: return isnan(x) ? x : (double)((x > 0) - (x < 0));
   case NNFT_FN_SIGMOID: return x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x));
   case NNFT_FN_LOG1P: return log1p(x);
   case NNFT_FN_EXPM1: return expm1(x);
@@ -241,7 +285,8 @@ double nnft_sum_compensated(const double *x, size_t n, size_t stride) {
     comp += fabs(s) >= fabs(v) ? (s - t) + v : (v - t) + s; /* Neumaier */
     s = t;
   }
-  return s + comp;
+  /* Once s is Inf or NaN the compensation is NaN (Inf - Inf); the plain sum is the answer. */
+  return isfinite(s) ? s + comp : s;
 }
 
 /* Reduce n values x[0], x[stride], ... */
@@ -291,7 +336,7 @@ static nnft_status reduce_all_strided(nnft_reduce r, const nnft_mat *m, size_t n
       acc = t;
     }
   }
-  double sum = acc + comp, mean = sum / (double)n;
+  double sum = isfinite(acc) ? acc + comp : acc, mean = sum / (double)n;
   if (r == NNFT_RED_SUM) { *out = sum; return NNFT_OK; }
   if (r == NNFT_RED_MEAN) { *out = mean; return NNFT_OK; }
   if (r == NNFT_RED_VAR) {

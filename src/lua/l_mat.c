@@ -94,15 +94,21 @@ static int mat_fromfunction(lua_State *L) {
       lua_pushinteger(L, (lua_Integer)i + 1);
       lua_pushinteger(L, (lua_Integer)j + 1);
       lua_call(L, 2, 1);
-      int isnum;
-      double v = lua_tonumberx(L, -1, &isnum);
-      if (!isnum)
-        luaL_error(L, "nnft.mat.fromfunction: f(%d, %d) returned %s, expected a number",
-                   (int)i + 1, (int)j + 1, luaL_typename(L, -1));
+      if (lua_type(L, -1) != LUA_TNUMBER)
+        luaL_error(L, "nnft.mat.fromfunction: f(%I, %I) returned %s, expected a number",
+                   (lua_Integer)i + 1, (lua_Integer)j + 1, luaL_typename(L, -1));
+      double v = lua_tonumber(L, -1);
       NNFT_AT(m, i, j) = v;
       lua_pop(L, 1);
     }
   return 1;
+}
+
+/* nnft.mat.fromtable(t): only tables (nnft.mat(...) also takes sizes and matrices). */
+static int mat_fromtable(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  return mat_new(L);
 }
 
 static int mat_ismat(lua_State *L) {
@@ -168,25 +174,36 @@ static size_t check_index(lua_State *L, int arg, size_t n, const char *what) {
   return (size_t)(i - 1);
 }
 
+/* Element (i, j), 0-based, from the index arguments at 2 (and 3): m:get(i, j), or m:get(k) on a
+ * vector (one column or one row). Returns the argument where the value of :set sits. */
+static int check_element(lua_State *L, nnft_mat *m, int nargs, size_t *i, size_t *j,
+                         const char *usage) {
+  if (nargs == 1 && (m->cols == 1 || m->rows == 1)) {
+    size_t k = check_index(L, 2, m->rows * m->cols, "element");
+    *i = m->cols == 1 ? k : 0;
+    *j = m->cols == 1 ? 0 : k;
+    return 3;
+  }
+  if (nargs == 1)
+    luaL_error(L, "%s: one index needs a vector (n x 1 or 1 x n); this matrix is %I x %I, "
+                  "use %s", usage, (lua_Integer)m->rows, (lua_Integer)m->cols, usage);
+  *i = check_index(L, 2, m->rows, "row");
+  *j = check_index(L, 3, m->cols, "column");
+  return 4;
+}
+
 static int m_get(lua_State *L) {
   nnft_mat *m = l_checkmat(L, 1);
-  size_t i = check_index(L, 2, m->rows, "row");
-  size_t j = lua_isnoneornil(L, 3) && m->cols == 1 ? 0 : check_index(L, 3, m->cols, "column");
+  size_t i, j;
+  check_element(L, m, lua_isnoneornil(L, 3) ? 1 : 2, &i, &j, "m:get(row, column)");
   lua_pushnumber(L, NNFT_AT(m, i, j));
   return 1;
 }
 
 static int m_set(lua_State *L) {
   nnft_mat *m = l_checkmat(L, 1);
-  size_t i = check_index(L, 2, m->rows, "row");
-  size_t j;
-  int varg = 4;
-  if (lua_gettop(L) == 3 && m->cols == 1) {
-    j = 0;
-    varg = 3;
-  } else {
-    j = check_index(L, 3, m->cols, "column");
-  }
+  size_t i, j;
+  int varg = check_element(L, m, lua_gettop(L) == 3 ? 1 : 2, &i, &j, "m:set(row, column, value)");
   NNFT_AT(m, i, j) = luaL_checknumber(L, varg);
   lua_settop(L, 1);
   return 1;
@@ -213,8 +230,9 @@ static int m_block(lua_State *L) {
   size_t i = check_index(L, 2, m->rows, "row"), j = check_index(L, 3, m->cols, "column");
   size_t nr = l_checksize(L, 4, 0), nc = l_checksize(L, 5, 0);
   if (nnft_mat_view(m, i, j, nr, nc, &v))
-    luaL_error(L, "block: %zu x %zu block at (%zu, %zu) does not fit in a %zu x %zu matrix", nr,
-               nc, i + 1, j + 1, m->rows, m->cols);
+    luaL_error(L, "block: a %I x %I block at (%I, %I) does not fit in a %I x %I matrix",
+               (lua_Integer)nr, (lua_Integer)nc, (lua_Integer)i + 1, (lua_Integer)j + 1,
+               (lua_Integer)m->rows, (lua_Integer)m->cols);
   l_pushview(L, 1, &v);
   return 1;
 }
@@ -246,7 +264,8 @@ static int m_assign(lua_State *L) {
   if (src->rows == 1 && src->cols == 1) nnft_mat_fill(m, src->data[0]);
   else {
     l_check_same_shape(L, m, src, "assign");
-    nnft_mat_copy(src, m);
+    nnft_status s = nnft_mat_copy(src, m); /* overlapping blocks go through a temporary */
+    if (s) l_status_error(L, s, "assign", NULL);
   }
   lua_settop(L, 1);
   return 1;
@@ -256,7 +275,8 @@ static int m_totable(lua_State *L) {
   nnft_mat *m = l_checkmat(L, 1);
   int flat = lua_toboolean(L, 2);
   if (flat) { /* column-major order; for vectors simply their entries */
-    lua_createtable(L, (int)(m->rows * m->cols), 0);
+    size_t n = m->rows * m->cols;
+    lua_createtable(L, n > 1u << 30 ? 0 : (int)n, 0);
     lua_Integer k = 1;
     for (size_t j = 0; j < m->cols; j++)
       for (size_t i = 0; i < m->rows; i++) {
@@ -265,9 +285,9 @@ static int m_totable(lua_State *L) {
       }
     return 1;
   }
-  lua_createtable(L, (int)m->rows, 0);
+  lua_createtable(L, m->rows > 1u << 30 ? 0 : (int)m->rows, 0);
   for (size_t i = 0; i < m->rows; i++) {
-    lua_createtable(L, (int)m->cols, 0);
+    lua_createtable(L, m->cols > 1u << 30 ? 0 : (int)m->cols, 0);
     for (size_t j = 0; j < m->cols; j++) {
       lua_pushnumber(L, NNFT_AT(m, i, j));
       lua_rawseti(L, -2, (lua_Integer)j + 1);
@@ -289,9 +309,15 @@ static int arith(lua_State *L, nnft_binop op, const char *opname) {
       nnft_mat_scalar_op(op, a, b->data[0], 0, c);
       return 1;
     }
+    if (a->rows == 1 && a->cols == 1 && !(b->rows == 1 && b->cols == 1)) {
+      nnft_mat *c = l_newmat(L, b->rows, b->cols);
+      nnft_mat_scalar_op(op, b, a->data[0], 1, c);
+      return 1;
+    }
     if (a->rows != b->rows || a->cols != b->cols)
-      luaL_error(L, "nnft.Mat %s: shapes do not conform (%zu x %zu vs %zu x %zu)", opname,
-                 a->rows, a->cols, b->rows, b->cols);
+      luaL_error(L, "nnft.Mat %s: shapes do not conform (%I x %I vs %I x %I)", opname,
+                 (lua_Integer)a->rows, (lua_Integer)a->cols, (lua_Integer)b->rows,
+                 (lua_Integer)b->cols);
     nnft_mat *c = l_newmat(L, a->rows, a->cols);
     nnft_mat_binop(op, a, b, c);
     return 1;
@@ -332,8 +358,9 @@ static int m_mul(lua_State *L) {
   if (!(a && b)) return arith(L, NNFT_OP_MUL, "*");
   if (!a->data || !b->data) luaL_error(L, "nnft.Mat *: matrix has been released (closed)");
   if (a->cols != b->rows)
-    luaL_error(L, "nnft.Mat *: inner dimensions differ (%zu x %zu times %zu x %zu)", a->rows,
-               a->cols, b->rows, b->cols);
+    luaL_error(L, "nnft.Mat *: inner dimensions differ (%I x %I times %I x %I); * is the matrix "
+                  "product, a:emul(b) the elementwise one", (lua_Integer)a->rows,
+               (lua_Integer)a->cols, (lua_Integer)b->rows, (lua_Integer)b->cols);
   nnft_mat *c = l_newmat(L, a->rows, b->cols);
   nnft_status s = nnft_mat_gemm(1.0, a, 0, b, 0, 0.0, c);
   if (s) l_status_error(L, s, "nnft.Mat *", NULL);
@@ -387,9 +414,10 @@ static int m_map(lua_State *L) {
       lua_pushvalue(L, 2);
       lua_pushnumber(L, NNFT_AT(a, i, j));
       lua_call(L, 1, 1);
-      int isnum;
-      double v = lua_tonumberx(L, -1, &isnum);
-      if (!isnum) luaL_error(L, "map: function returned %s, expected a number", luaL_typename(L, -1));
+      if (lua_type(L, -1) != LUA_TNUMBER)
+        luaL_error(L, "map: function returned %s for entry (%I, %I), expected a number",
+                   luaL_typename(L, -1), (lua_Integer)i + 1, (lua_Integer)j + 1);
+      double v = lua_tonumber(L, -1);
       NNFT_AT(c, i, j) = v;
       lua_pop(L, 1);
     }
@@ -409,8 +437,9 @@ static int reduce_impl(lua_State *L, nnft_reduce r, const char *name) {
   else out = l_newmat(L, a->rows, 1);
   nnft_status s = nnft_mat_reduce(r, a, (int)dim, out);
   if (s == NNFT_EDOM)
-    luaL_error(L, "%s: needs at least %d element%s per reduction (matrix is %zu x %zu)", name,
-               r == NNFT_RED_VAR ? 2 : 1, r == NNFT_RED_VAR ? "s" : "", a->rows, a->cols);
+    luaL_error(L, "%s: needs at least %d element%s per reduction (matrix is %I x %I)", name,
+               r == NNFT_RED_VAR ? 2 : 1, r == NNFT_RED_VAR ? "s" : "", (lua_Integer)a->rows,
+               (lua_Integer)a->cols);
   if (s) l_status_error(L, s, name, NULL);
   if (dim == 0) lua_pushnumber(L, out->data[0]);
   return 1;
@@ -453,7 +482,9 @@ static int m_isfinite(lua_State *L) {
 
 /* ---------------- printing and lifetime ---------------- */
 
-/* numpy-like: shape header, %g entries, rows/columns elided beyond 10/8 with "...". */
+/* numpy-like: a shape header, then the rows, entries in %.6g right-aligned to one common width
+ * (the widest entry shown); beyond 10 rows / 8 columns only the first and last 4 rows / 3 columns
+ * are shown, with "..." between. */
 static int m_tostring(lua_State *L) {
   nnft_mat *m = l_testmat(L, 1);
   if (!m) return luaL_typeerror(L, 1, "nnft.Mat");
@@ -461,31 +492,48 @@ static int m_tostring(lua_State *L) {
     lua_pushstring(L, "Mat (released)");
     return 1;
   }
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  char cell[64];
-  snprintf(cell, sizeof cell, "Mat %zux%zu", m->rows, m->cols);
-  luaL_addstring(&b, cell);
-  const size_t RMAX = 10, CMAX = 8, EDGE_R = 4, EDGE_C = 3;
+  enum { RMAX = 10, CMAX = 8, EDGE_R = 4, EDGE_C = 3, CELL = 32 };
+  size_t ri[RMAX], ci[CMAX], nr = 0, nc = 0; /* the rows and columns shown */
   int elide_r = m->rows > RMAX, elide_c = m->cols > CMAX;
-  for (size_t i = 0; i < m->rows; i++) {
-    if (elide_r && i == EDGE_R) {
-      luaL_addstring(&b, "\n  ...");
-      i = m->rows - EDGE_R;
-    }
-    luaL_addstring(&b, i == 0 ? "\n[[" : "\n [");
-    for (size_t j = 0; j < m->cols; j++) {
-      if (elide_c && j == EDGE_C) {
-        luaL_addstring(&b, "  ...");
-        j = m->cols - EDGE_C;
-      }
-      snprintf(cell, sizeof cell, " %11.5g", NNFT_AT(m, i, j));
-      luaL_addstring(&b, cell);
-    }
-    luaL_addstring(&b, i + 1 == m->rows ? "]]" : "]");
+  for (size_t i = 0; i < m->rows && nr < RMAX; i++) {
+    if (elide_r && i == EDGE_R) i = m->rows - EDGE_R;
+    ri[nr++] = i;
   }
-  if (m->rows == 0 || m->cols == 0) luaL_addstring(&b, " []");
-  luaL_pushresult(&b);
+  for (size_t j = 0; j < m->cols && nc < CMAX; j++) {
+    if (elide_c && j == EDGE_C) j = m->cols - EDGE_C;
+    ci[nc++] = j;
+  }
+  char cells[RMAX][CMAX][CELL];
+  int width = 3; /* at least as wide as "..." */
+  for (size_t a = 0; a < nr; a++)
+    for (size_t b = 0; b < nc; b++) {
+      int w = snprintf(cells[a][b], CELL, "%.6g", NNFT_AT(m, ri[a], ci[b]));
+      if (w > width) width = w;
+    }
+  luaL_Buffer buf;
+  luaL_buffinit(L, &buf);
+  char line[64];
+  snprintf(line, sizeof line, "Mat %zux%zu", m->rows, m->cols);
+  luaL_addstring(&buf, line);
+  if (nr == 0 || nc == 0) {
+    luaL_addstring(&buf, " []");
+    luaL_pushresult(&buf);
+    return 1;
+  }
+  for (size_t a = 0; a < nr; a++) {
+    if (elide_r && a == EDGE_R) luaL_addstring(&buf, "\n  ...");
+    luaL_addstring(&buf, a == 0 ? "\n[[" : "\n [");
+    for (size_t b = 0; b < nc; b++) {
+      if (elide_c && b == EDGE_C) {
+        snprintf(line, sizeof line, " %*s", width, "...");
+        luaL_addstring(&buf, line);
+      }
+      snprintf(line, sizeof line, " %*s", width, cells[a][b]);
+      luaL_addstring(&buf, line);
+    }
+    luaL_addstring(&buf, a + 1 == nr ? "]]" : "]");
+  }
+  luaL_pushresult(&buf);
   return 1;
 }
 
@@ -518,7 +566,7 @@ static const luaL_Reg mat_meta[] = {
 static const luaL_Reg mat_functions[] = {
     {"zeros", mat_zeros}, {"ones", mat_ones}, {"full", mat_full}, {"eye", mat_eye},
     {"linspace", mat_linspace}, {"logspace", mat_logspace},
-    {"fromfunction", mat_fromfunction}, {"fromtable", mat_new}, {"ismat", mat_ismat},
+    {"fromfunction", mat_fromfunction}, {"fromtable", mat_fromtable}, {"ismat", mat_ismat},
     {"hcat", mat_hcat}, {"vcat", mat_vcat}, {NULL, NULL}};
 
 void l_open_mat(lua_State *L) {

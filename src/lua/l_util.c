@@ -2,22 +2,34 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "nnft_alloc.h"
 
-/* The userdata: the matrix header; for a view the parent Mat is user value 1. */
-typedef struct {
+/* The userdata: the matrix header; for a view the parent is user value 1, and `root` is the Mat
+ * that owns the storage (NULL for an owner, or for a view of storage owned by another type).
+ * The user-value chain keeps root's userdata alive as long as the view lives, so root may be
+ * read; once root is released (:release(), <close>), its views are released with it. */
+typedef struct l_mat {
   nnft_mat m;
+  struct l_mat *root;
 } l_mat;
 
-nnft_mat *l_testmat(lua_State *L, int idx) {
+static l_mat *test_lmat(lua_State *L, int idx) {
   l_mat *u = luaL_testudata(L, idx, L_MAT_NAME);
+  if (u && u->root && !u->root->m.data && u->m.data)
+    memset(&u->m, 0, sizeof u->m); /* the storage went with its owner: never read it again */
+  return u;
+}
+
+nnft_mat *l_testmat(lua_State *L, int idx) {
+  l_mat *u = test_lmat(L, idx);
   return u ? &u->m : NULL;
 }
 
 nnft_mat *l_checkmat(lua_State *L, int idx) {
-  l_mat *u = luaL_testudata(L, idx, L_MAT_NAME);
+  l_mat *u = test_lmat(L, idx);
   if (!u) luaL_typeerror(L, idx, "nnft.Mat");
   if (!u->m.data) luaL_argerror(L, idx, "matrix has been released (closed)");
   return &u->m;
@@ -33,22 +45,31 @@ static l_mat *push_empty(lua_State *L) {
 nnft_mat *l_newmat(lua_State *L, size_t rows, size_t cols) {
   l_mat *u = push_empty(L); /* owned by Lua before anything can fail */
   nnft_status s = nnft_mat_alloc(rows, cols, &u->m);
-  if (s == NNFT_ENOMEM) {
-    size_t bytes = 0;
-    nnft_mat_bytes(rows, cols, &bytes);
-    luaL_error(L, "cannot allocate a %zu x %zu matrix (%.1f MiB): out of memory", rows, cols,
-               (double)bytes / 1048576.0);
-  } else if (s) {
-    luaL_error(L, "cannot allocate a %zu x %zu matrix: size too large", rows, cols);
-  }
-  return &u->m;
+  if (s == NNFT_OK) return &u->m;
+  /* lua_pushfstring knows neither %zu nor %.3g: format the message with snprintf. */
+  char msg[200];
+  double gib = (double)rows * (double)cols * 8.0 / 1073741824.0;
+  if (s == NNFT_ENOMEM)
+    snprintf(msg, sizeof msg, "cannot allocate a %zu x %zu matrix (%.3g GiB): out of memory",
+             rows, cols, gib);
+  else if (rows > 2147483647u || cols > 2147483647u)
+    snprintf(msg, sizeof msg, "cannot allocate a %zu x %zu matrix: a dimension exceeds the BLAS "
+             "limit of 2147483647", rows, cols);
+  else
+    snprintf(msg, sizeof msg, "cannot allocate a %zu x %zu matrix (%.3g GiB): larger than this "
+             "machine's memory (%.3g GiB)", rows, cols, gib,
+             (double)nnft_mat_max_bytes() / 1073741824.0);
+  luaL_error(L, "%s", msg);
+  return NULL;
 }
 
 nnft_mat *l_pushview(lua_State *L, int parent_idx, const nnft_mat *view) {
   parent_idx = lua_absindex(L, parent_idx);
+  l_mat *parent = luaL_testudata(L, parent_idx, L_MAT_NAME);
   l_mat *u = push_empty(L);
   u->m = *view;
   u->m.owns = 0;
+  u->root = parent ? (parent->root ? parent->root : parent) : NULL;
   lua_pushvalue(L, parent_idx); /* keep the storage's owner alive */
   lua_setiuservalue(L, -2, 1);
   return &u->m;
@@ -76,25 +97,25 @@ static nnft_mat *mat_from_table(lua_State *L, int idx) {
     int t = lua_rawgeti(L, idx, (lua_Integer)i + 1);
     if (nested) {
       if (t != LUA_TTABLE)
-        luaL_error(L, "nnft.mat: row %zu is a %s, expected a table", i + 1, luaL_typename(L, -1));
+        luaL_error(L, "nnft.mat: row %I is a %s, expected a table", (lua_Integer)i + 1,
+                   luaL_typename(L, -1));
       if (lua_rawlen(L, -1) != cols)
-        luaL_error(L, "nnft.mat: row %zu has %zu entries, row 1 has %zu", i + 1,
-                   (size_t)lua_rawlen(L, -1), cols);
+        luaL_error(L, "nnft.mat: row %I has %I entries, row 1 has %I", (lua_Integer)i + 1,
+                   (lua_Integer)lua_rawlen(L, -1), (lua_Integer)cols);
       for (size_t j = 0; j < cols; j++) {
-        lua_rawgeti(L, -1, (lua_Integer)j + 1);
-        int isnum;
-        double v = lua_tonumberx(L, -1, &isnum);
+        int isnum = lua_rawgeti(L, -1, (lua_Integer)j + 1) == LUA_TNUMBER;
+        double v = lua_tonumber(L, -1);
         if (!isnum)
-          luaL_error(L, "nnft.mat: entry (%zu, %zu) is a %s, expected a number", i + 1, j + 1,
-                     luaL_typename(L, -1));
+          luaL_error(L, "nnft.mat: entry (%I, %I) is a %s, expected a number",
+                     (lua_Integer)i + 1, (lua_Integer)j + 1, luaL_typename(L, -1));
         NNFT_AT(m, i, j) = v;
         lua_pop(L, 1);
       }
     } else {
-      int isnum;
-      double v = lua_tonumberx(L, -1, &isnum);
+      int isnum = t == LUA_TNUMBER;
+      double v = lua_tonumber(L, -1);
       if (!isnum)
-        luaL_error(L, "nnft.mat: entry %zu is a %s, expected a number", i + 1,
+        luaL_error(L, "nnft.mat: entry %I is a %s, expected a number", (lua_Integer)i + 1,
                    luaL_typename(L, -1));
       m->data[i] = v;
     }
@@ -163,8 +184,8 @@ void l_check_finite(lua_State *L, const nnft_mat *m, const char *fname, const ch
 
 void l_check_same_shape(lua_State *L, const nnft_mat *a, const nnft_mat *b, const char *fname) {
   if (a->rows != b->rows || a->cols != b->cols)
-    luaL_error(L, "%s: shapes do not conform (%zu x %zu vs %zu x %zu)", fname, a->rows, a->cols,
-               b->rows, b->cols);
+    luaL_error(L, "%s: shapes do not conform (%I x %I vs %I x %I)", fname, (lua_Integer)a->rows,
+               (lua_Integer)a->cols, (lua_Integer)b->rows, (lua_Integer)b->cols);
 }
 
 void l_check_options(lua_State *L, int idx, const char *fname, const char *const allowed[]) {

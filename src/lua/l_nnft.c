@@ -12,5 +12,6 @@ int luaopen_nnft_core(lua_State *L) {
   l_open_rng(L);
   l_open_sys(L);
   l_open_io(L);
+  l_open_arch(L);
   return 1;
 }

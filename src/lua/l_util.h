@@ -9,10 +9,13 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "nnft_arch.h"
 #include "nnft_mat.h"
 #include "nnft_status.h"
 
 #define L_MAT_NAME "nnft.Mat"
+#define L_ARCH_NAME "nnft.Arch" /* the Arch userdata (l_arch.c) */
+#define L_NET_NAME "nnft.Net"   /* the Net userdata (l_arch.c) */
 
 /* ---- the Mat userdata ---- */
 
@@ -31,6 +34,19 @@ nnft_mat *l_pushcopy(lua_State *L, const nnft_mat *m);
  * new Mat pushed in place of idx's value's copy on the stack top). Returns the Mat pointer;
  * for a converted value the new Mat is left on top of the stack (caller accounts for it). */
 nnft_mat *l_tomat(lua_State *L, int idx, int *pushed);
+
+/* ---- the Arch userdata (l_arch.c) ---- */
+
+/* The architecture of the Arch at idx, or a type error. The pointer stays valid while the
+ * userdata lives (keep it on the stack or in a user value). For an architecture with a Lua
+ * activation (NNFT_ACT_CUSTOM) this also binds the callback to L, the running thread: its
+ * evaluation is single-threaded and must happen within the current binding call; after the core
+ * returns, call l_arch_check_custom to raise an error the callback may have raised. */
+const nnft_arch *l_checkarch(lua_State *L, int idx);
+/* Raise "<fname>: activation function failed: <msg>" if the Lua activation of the arch at idx
+ * raised (or returned a non-number) during the last core call; clears the record. No-op for
+ * built-in activations. */
+void l_arch_check_custom(lua_State *L, int idx, const char *fname);
 
 /* ---- checks ---- */
 
@@ -69,6 +85,7 @@ void l_open_linalg(lua_State *L);
 void l_open_rng(lua_State *L);
 void l_open_sys(lua_State *L);
 void l_open_io(lua_State *L);
+void l_open_arch(lua_State *L);
 
 /* Register a metatable `tname` with methods (an __index table), metamethods, and __name. */
 void l_newclass(lua_State *L, const char *tname, const luaL_Reg *methods,

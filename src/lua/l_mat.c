@@ -299,6 +299,19 @@ static int m_totable(lua_State *L) {
 
 /* ---------------- arithmetic ---------------- */
 
+/* "nnft.Mat" or another userdata's __name, else the basic type name. */
+static const char *type_name(lua_State *L, int idx) {
+  if (l_testmat(L, idx)) return "nnft.Mat";
+  int t = luaL_getmetafield(L, idx, "__name"); /* pushes nothing when absent */
+  if (t == LUA_TSTRING) {
+    const char *n = lua_tostring(L, -1); /* the metatable keeps it alive */
+    lua_pop(L, 1);
+    return n;
+  }
+  if (t != LUA_TNIL) lua_pop(L, 1);
+  return luaL_typename(L, idx);
+}
+
 static int arith(lua_State *L, nnft_binop op, const char *opname) {
   nnft_mat *a = l_testmat(L, 1), *b = l_testmat(L, 2);
   if (a && !a->data) luaL_argerror(L, 1, "matrix has been released (closed)");
@@ -334,8 +347,8 @@ static int arith(lua_State *L, nnft_binop op, const char *opname) {
     nnft_mat_scalar_op(op, b, s, 1, c);
     return 1;
   }
-  return luaL_error(L, "nnft.Mat %s: cannot combine %s with %s", opname, luaL_typename(L, 1),
-                    luaL_typename(L, 2));
+  return luaL_error(L, "nnft.Mat %s: cannot combine %s with %s", opname, type_name(L, 1),
+                    type_name(L, 2));
 }
 
 static int m_add(lua_State *L) { return arith(L, NNFT_OP_ADD, "+"); }
@@ -464,9 +477,9 @@ static int m_maxabsdiff(lua_State *L) {
 
 static int m_allclose(lua_State *L) {
   nnft_mat *a = l_checkmat(L, 1);
-  int pushed;
-  nnft_mat *b = l_tomat(L, 2, &pushed);
   double rtol = luaL_optnumber(L, 3, 1e-5), atol = luaL_optnumber(L, 4, 1e-8);
+  int pushed;
+  nnft_mat *b = l_tomat(L, 2, &pushed); /* may push a converted value: read options first */
   l_check_same_shape(L, a, b, "allclose");
   if (!(rtol >= 0) || !(atol >= 0)) luaL_error(L, "allclose: rtol and atol must be >= 0");
   int ok;
@@ -504,7 +517,7 @@ static int m_tostring(lua_State *L) {
     ci[nc++] = j;
   }
   char cells[RMAX][CMAX][CELL];
-  int width = 3; /* at least as wide as "..." */
+  int width = elide_c ? 3 : 1; /* as wide as "..." when columns are elided */
   for (size_t a = 0; a < nr; a++)
     for (size_t b = 0; b < nc; b++) {
       int w = snprintf(cells[a][b], CELL, "%.6g", NNFT_AT(m, ri[a], ci[b]));

@@ -177,9 +177,11 @@ static int interp_types(lua_State *L) {
 }
 
 /* resolve(path): the absolute canonical path a write to `path` would touch, following symbolic
- * links (also of the final component), or nil, reason. Given to the sandbox only: the directory
- * part is resolved with realpath, so "out/../../etc/x" and symlinks cannot escape out=. The
- * second result is the link count of an existing regular file (a hard link escapes too). */
+ * links (also of the final component), or nil, reason. Given to the sandbox only: the existing
+ * part of the path is resolved with realpath, so "out/../../etc/x" and symlinks cannot escape
+ * out=; the part that does not exist yet (new files, directories mkdir -p would create) is kept
+ * as written but may not contain "." or "..". The second result is the link count of an
+ * existing regular file (a hard link escapes too). */
 static int sandbox_resolve(lua_State *L) {
   size_t len;
   const char *path = luaL_checklstring(L, 1, &len);
@@ -202,32 +204,48 @@ static int sandbox_resolve(lua_State *L) {
   }
   if (lstat(path, &st) == 0) { /* exists but does not resolve: a dangling symbolic link */
     luaL_pushfail(L);
-    lua_pushliteral(L, "is a dangling symbolic link");
+    lua_pushliteral(L, "it is a dangling symbolic link (its target could be outside out=)");
     return 2;
   }
-  /* A new file: resolve its directory, keep its name. */
-  luaL_Buffer b;
+  /* Strip components from the right until an existing directory is left. */
   char *copy = lua_newuserdatauv(L, len + 1, 0);
+  const char **rest = lua_newuserdatauv(L, (len / 2 + 2) * sizeof *rest, 0);
+  size_t nrest = 0;
   memcpy(copy, path, len + 1);
-  while (len > 1 && copy[len - 1] == '/') copy[--len] = '\0';
-  char *slash = strrchr(copy, '/');
-  const char *base = slash ? slash + 1 : copy;
-  const char *dir = slash ? (slash == copy ? "/" : copy) : ".";
-  if (slash && slash != copy) *slash = '\0';
-  if (*base == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
-    luaL_pushfail(L);
-    lua_pushliteral(L, "invalid file name");
-    return 2;
+  const char *dir = NULL;
+  for (;;) {
+    while (len > 1 && copy[len - 1] == '/') copy[--len] = '\0';
+    char *slash = strrchr(copy, '/');
+    const char *base = slash ? slash + 1 : copy;
+    if (strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
+      luaL_pushfail(L);
+      lua_pushliteral(L, "'.' or '..' after a directory that does not exist");
+      return 2;
+    }
+    if (*base) rest[nrest++] = base;
+    if (!slash) { dir = "."; break; }
+    if (slash == copy) { dir = "/"; break; }
+    *slash = '\0';
+    len = (size_t)(slash - copy);
+    if (lstat(copy, &st) == 0) { dir = copy; break; }
+    if (errno != ENOENT) {
+      luaL_pushfail(L);
+      lua_pushfstring(L, "'%s': %s", copy, strerror(errno));
+      return 2;
+    }
   }
   if (!realpath(dir, buf)) {
     luaL_pushfail(L);
-    lua_pushfstring(L, "directory '%s': %s", dir, strerror(errno));
+    lua_pushfstring(L, "'%s': %s", dir, strerror(errno));
     return 2;
   }
+  luaL_Buffer b;
   luaL_buffinit(L, &b);
   luaL_addstring(&b, buf);
-  if (strcmp(buf, "/") != 0) luaL_addchar(&b, '/');
-  luaL_addstring(&b, base);
+  while (nrest > 0) {
+    if (luaL_bufflen(&b) == 0 || luaL_buffaddr(&b)[luaL_bufflen(&b) - 1] != '/') luaL_addchar(&b, '/');
+    luaL_addstring(&b, rest[--nrest]);
+  }
   luaL_pushresult(&b);
   lua_pushinteger(L, 1);
   return 2;

@@ -18,6 +18,17 @@
 -- Every refusal raises an error that starts with "sandbox:" and says what to do instead.
 local M = {}
 
+-- nnft._io (src/lua/l_io.c) functions that write: name -> position of the caller's name argument
+-- (the path is always the first argument). They get the same check as io.open for writing.
+M.c_writers = { write_file = 3, write_npy = 3, mkdir_p = 2 }
+-- nnft._io functions that only read or compute. Any other nnft._io function is refused under the
+-- sandbox, so a new writer added to l_io.c cannot become a hole: list it above.
+M.c_readers = {
+  read_npy = true, npy_header = true, sha256 = true, sha256_file = true, stat = true,
+  isatty = true, clock = true, realpath = true, getcwd = true, hostname = true, fmt = true,
+  mat_csv = true,
+}
+
 -- C modules loaded before the lock-down because nnft's Lua layer requires them.
 M.preload = { "cjson" }
 
@@ -92,6 +103,10 @@ function M.install(opts)
     end
     local target, info = resolve(path)
     if not target then refuse("%s('%s') refused: %s", fname, path, info) end
+    if target == root then
+      refuse("%s('%s') refused: that is the out= directory itself; only what is inside it may be "
+        .. "written", fname, path)
+    end
     if not inside(target) then
       refuse("%s('%s') refused: '%s' is outside the out= directory '%s'", fname, path, target, root)
     end
@@ -122,6 +137,28 @@ function M.install(opts)
   end
   os.tmpname = disabled("os.tmpname", "it creates a file outside out=; name a file under out= instead")
   io.tmpfile = disabled("io.tmpfile", "it creates a file outside out=; open a file under out= instead")
+
+  -- ---- nnft's C file functions (nnft._io): the same rules; what is unknown is refused ----
+  local n = package.loaded.nnft
+  local cio = type(n) == "table" and rawget(n, "_io")
+  if type(cio) == "table" then
+    local names = {}
+    for k, f in next, cio do
+      if type(k) == "string" and type(f) == "function" then names[#names + 1] = k end
+    end
+    for _, k in ipairs(names) do
+      local f = cio[k]
+      local fpos = M.c_writers[k]
+      if fpos then -- path first; the caller's function name (for messages) at fpos
+        cio[k] = function(path, ...)
+          local caller = select(fpos - 1, ...)
+          return f(writable(type(caller) == "string" and caller or "nnft._io." .. k, path), ...)
+        end
+      elseif not M.c_readers[k] then
+        cio[k] = disabled("nnft._io." .. k, "nnft --sandbox allows only nnft's known file functions")
+      end
+    end
+  end
 
   -- ---- processes ----
   os.execute = disabled("os.execute", "nnft --sandbox runs no processes")

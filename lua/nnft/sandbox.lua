@@ -165,16 +165,23 @@ function M.install(opts)
   io.popen = disabled("io.popen", "nnft --sandbox runs no processes")
 
   -- ---- code: text chunks only, no C ----
+  -- nil, message as load does; a binary chunk's message says why it is refused.
+  local function explain(f, err)
+    if not f and type(err) == "string" and smatch(err, "binary chunk") then
+      err = "sandbox: " .. err .. "; nnft --sandbox loads text chunks only"
+    end
+    return f, err
+  end
   load = function(chunk, name, mode, ...)
-    if select("#", ...) > 0 then return o_load(chunk, name, "t", ...) end
-    return o_load(chunk, name, "t")
+    if select("#", ...) > 0 then return explain(o_load(chunk, name, "t", ...)) end
+    return explain(o_load(chunk, name, "t"))
   end
   loadfile = function(fname, mode, ...)
-    if select("#", ...) > 0 then return o_loadfile(fname, "t", ...) end
-    return o_loadfile(fname, "t")
+    if select("#", ...) > 0 then return explain(o_loadfile(fname, "t", ...)) end
+    return explain(o_loadfile(fname, "t"))
   end
   dofile = function(fname)
-    local f, err = o_loadfile(fname, "t")
+    local f, err = explain(o_loadfile(fname, "t"))
     if not f then error(err, 2) end
     return f()
   end

@@ -9,7 +9,7 @@ for k, v in pairs(core) do nnft[k] = v end
 -- Pure-Lua modules, loaded on first use: nnft.io, nnft.plot, ...
 local lazy = {
   args = "nnft.args", io = "nnft.io", plot = "nnft.plot", help = "nnft.help",
-  progress = "nnft.progress",
+  progress = "nnft.progress", reproduce = "nnft.reproduce",
 }
 
 setmetatable(nnft, {

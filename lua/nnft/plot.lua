@@ -357,6 +357,7 @@ function M.hist(opts)
 
   local settings = axes_lines(opts)
   settings[#settings + 1] = "set style fill solid 0.5 border -1"
+  if not opts.logy and not opts.yrange then settings[#settings + 1] = "set yrange [0:*]" end
   local ycol = opts.density and "5" or "4"
   local extra = opts.color and (" linecolor rgb " .. gpq(opts.color)) or ""
   if opts.color ~= nil and type(opts.color) ~= "string" then fail(fname, "color= must be a string", 2) end

@@ -1,0 +1,130 @@
+-- nnft.plot: gnuplot-driven PNG + SVG, with the data (.csv) and script (.gp) beside them.
+local nnft = require "nnft"
+
+local function shq(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+local function slurp(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function listdir(dir)
+  local p = io.popen("ls -A " .. shq(dir))
+  local names = {}
+  for l in p:lines() do names[#names + 1] = l end
+  p:close()
+  table.sort(names)
+  return names
+end
+
+local have_gnuplot = os.execute("command -v gnuplot >/dev/null 2>&1") == true
+
+describe("nnft.plot", function()
+  local tmp
+  setup(function() tmp = nnft._io.mkdtemp("nnft-plot-spec-") end)
+  teardown(function() if tmp then os.execute("rm -rf " .. shq(tmp)) end end)
+
+  it("lines writes PNG, SVG, CSV and the gnuplot script", function()
+    if not have_gnuplot then return pending("gnuplot is not installed") end
+    local x = nnft.mat.linspace(0, 1, 11)
+    local files = nnft.plot.lines{
+      file = tmp .. "/fig.png", title = "a title", xlabel = "x", ylabel = "f(x)", logy = false,
+      series = {
+        { x = x, y = x:exp(), label = "exp" },
+        { x = { 0.5, 0.75 }, y = { 1, 2 }, yerr = { 0.1, 0.2 }, label = "data" },
+        { y = { 3, 2, 1 }, style = "points" },
+      },
+    }
+    assert.are.same({ tmp .. "/fig.png", tmp .. "/fig.svg", tmp .. "/fig.csv", tmp .. "/fig.gp" },
+      files)
+    assert.are.equal("\137PNG", slurp(tmp .. "/fig.png"):sub(1, 4))
+    assert.matches("<svg", slurp(tmp .. "/fig.svg"), 1, true)
+    local cols, meta, names = nnft.io.read_csv(tmp .. "/fig.csv")
+    assert.are.same({ "series", "x", "y", "yerr" }, names)
+    assert.are.equal("exp", meta["series 1"])
+    assert.are.equal("data", meta["series 2"])
+    assert.are.equal(11 + 2 + 3, #cols.x)
+    assert.are.equal(math.exp(1), cols.y[11])
+    assert.are.equal(0.2, cols.yerr[13])
+    assert.are.equal(3, cols.x[16]) -- default x = 1..n
+    assert.matches("yerrorbars", slurp(tmp .. "/fig.gp"), 1, true)
+    assert.are.same({ "fig.csv", "fig.gp", "fig.png", "fig.svg" }, listdir(tmp))
+  end)
+
+  it("hist bins the data and writes the same four files", function()
+    if not have_gnuplot then return pending("gnuplot is not installed") end
+    local data = {}
+    for i = 1, 100 do data[i] = (i % 10) + 0.5 end
+    data[101] = 0 / 0
+    local files, h = nnft.plot.hist{ file = tmp .. "/h", data = data, bins = 10, range = { 0, 10 },
+                                     density = true, xlabel = "v" }
+    assert.are.equal(tmp .. "/h.png", files[1])
+    assert.are.equal(tmp .. "/h.svg", files[2])
+    local total = 0
+    for b = 1, 10 do
+      total = total + h.count[b]
+      assert.are.equal(10, h.count[b])
+      assert.is_true(math.abs(h.density[b] - 0.1) < 1e-12)
+    end
+    assert.are.equal(100, total)
+    local _, meta = nnft.io.read_csv(tmp .. "/h.csv")
+    assert.are.equal(1, meta.dropped_nonfinite)
+  end)
+
+  it("writes only the formats asked for", function()
+    if not have_gnuplot then return pending("gnuplot is not installed") end
+    local dir = tmp .. "/svgonly"
+    nnft.io.mkdir(dir)
+    nnft.plot.lines{ file = dir .. "/s.svg", formats = { "svg" }, series = { { y = { 1, 2 } } } }
+    assert.are.same({ "s.csv", "s.gp", "s.svg" }, listdir(dir))
+  end)
+
+  it("records its files when they are written into a run", function()
+    if not have_gnuplot then return pending("gnuplot is not installed") end
+    local run = nnft.io.run{ out = tmp .. "/run" }
+    nnft.plot.lines{ file = run:path("p.png"), series = { { y = { 1, 4, 9 } } } }
+    local m = run:finish()
+    local names = {}
+    for _, o in ipairs(m.outputs) do names[#names + 1] = o.file end
+    table.sort(names)
+    assert.are.same({ "p.csv", "p.gp", "p.png", "p.svg" }, names)
+  end)
+
+  it("rejects unknown options and malformed series", function()
+    local f = tmp .. "/bad.png"
+    local ok, err = pcall(nnft.plot.lines, { file = f, titel = "x", series = { { y = { 1 } } } })
+    assert.is_false(ok)
+    assert.matches("unknown option 'titel'", err, 1, true)
+    ok, err = pcall(nnft.plot.lines, { file = f, series = { { y = { 1 }, colour = "red" } } })
+    assert.is_false(ok)
+    assert.matches("unknown key 'colour'", err, 1, true)
+    assert.has_error(function() nnft.plot.lines{ series = { { y = { 1 } } } } end)
+    assert.has_error(function() nnft.plot.lines{ file = f, series = {} } end)
+    assert.has_error(function() nnft.plot.lines{ file = f, series = { { x = { 1, 2 }, y = { 1 } } } } end)
+    assert.has_error(function() nnft.plot.lines{ file = f, series = { { y = { 1 }, style = "bars" } } } end)
+    assert.has_error(function() nnft.plot.lines{ file = f, series = { { y = { 1 }, style = "errorbars" } } } end)
+    assert.has_error(function() nnft.plot.lines{ file = f, logx = "yes", series = { { y = { 1 } } } } end)
+    assert.has_error(function() nnft.plot.lines{ file = f, formats = { "jpg" }, series = { { y = { 1 } } } } end)
+    assert.has_error(function() nnft.plot.hist{ file = f, data = { 1 }, bins = 2.5 } end)
+    assert.has_error(function() nnft.plot.hist{ file = f, data = { 0 / 0 } } end)
+    assert.has_error(function() nnft.plot.hist{ file = f, data = { 1 }, normed = true } end)
+  end)
+
+  it("says clearly when gnuplot is missing or fails, leaving no picture", function()
+    local dir = tmp .. "/fail"
+    nnft.io.mkdir(dir)
+    local ok, err = pcall(nnft.plot.lines, { file = dir .. "/x.png", gnuplot = "/nonexistent/gnuplot",
+                                             series = { { y = { 1, 2 } } } })
+    assert.is_false(ok)
+    assert.matches("gnuplot not found", err, 1, true)
+    ok, err = pcall(nnft.plot.lines, { file = dir .. "/y.png", gnuplot = "false",
+                                       series = { { y = { 1, 2 } } } })
+    assert.is_false(ok)
+    assert.matches("gnuplot failed", err, 1, true)
+    for _, name in ipairs(listdir(dir)) do
+      assert.is_nil(name:match("%.png") or name:match("%.svg"))
+    end
+  end)
+end)

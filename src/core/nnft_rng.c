@@ -123,6 +123,23 @@ static void refill(nnft_rng *r) {
   r->pos = 0;
 }
 
+/* Private, for the unit test: blocks [block, block + NNFT_RNG_BLOCKS) by implementation impl
+ * (0 scalar, 1 AVX2); returns 0 if impl is not available on this machine. */
+int nnft__rng_blocks(const uint32_t key[2], uint64_t sid, uint64_t block, int impl,
+                     uint32_t *out) {
+  if (impl == 0) {
+    blocks_scalar(key, sid, block, out);
+    return 1;
+  }
+#ifdef NNFT_RNG_AVX2
+  if (impl == 1 && __builtin_cpu_supports("avx2")) {
+    blocks_avx2(key, sid, block, out);
+    return 1;
+  }
+#endif
+  return 0;
+}
+
 /* ---------------- generator state ---------------- */
 
 void nnft_rng_init(nnft_rng *r, uint64_t seed) {

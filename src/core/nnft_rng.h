@@ -130,5 +130,9 @@ nnft_status nnft_rng_mat_dist(nnft_rng *r, nnft_rng_dist dist, double p1, double
 
 /* Private: the ziggurat tables (256 k, 256 w, 257 f entries), for the unit test. */
 void nnft__rng_zig_tables(const uint64_t **k, const double **w, const double **f);
+/* Private: NNFT_RNG_BLOCKS blocks from `block` by implementation impl (0 scalar, 1 AVX2) into
+ * out[4 NNFT_RNG_BLOCKS]; 0 if impl is unavailable here. For the unit test. */
+int nnft__rng_blocks(const uint32_t key[2], uint64_t sid, uint64_t block, int impl,
+                     uint32_t *out);
 
 #endif

@@ -44,6 +44,10 @@ static double ks_stat(double *x, size_t n, double (*F)(double, const void *), co
 #define KS_CRIT 1.95
 
 static double cdf_normal(double x, const void *p) { (void)p; return gsl_cdf_ugaussian_P(x); }
+static double cdf_tail(double x, const void *p) { /* P(|z| < x | |z| > r) */
+  double r = *(const double *)p;
+  return 1 - gsl_cdf_ugaussian_Q(x) / gsl_cdf_ugaussian_Q(r);
+}
 static double cdf_radius(double x, const void *p) {
   const double *rd = p; /* R, d */
   return pow(x / rd[0], rd[1]);
@@ -73,6 +77,31 @@ static void test_kat(void) {
   for (int k = 0; k < 4; k++) CHECK(nnft_rng_u32(&r) == v[2][6 + k]);
   nnft_rng_init(&r, 0);
   for (int k = 0; k < 4; k++) CHECK(nnft_rng_u32(&r) == v[0][6 + k]);
+}
+
+/* ---- both block implementations (scalar, AVX2) agree with the reference ---- */
+static void test_impls(void) {
+  const uint32_t key[2] = {0xa4093822, 0x299f31d0};
+  const uint64_t sids[2] = {0, 0x0370734413198a2eull};
+  const uint64_t starts[3] = {0, 0xffffffffull - 5, UINT64_MAX - 7}; /* carries and wrap */
+  for (int impl = 0; impl < 2; impl++)
+    for (int a = 0; a < 2; a++)
+      for (int b = 0; b < 3; b++) {
+        uint32_t out[4 * NNFT_RNG_BLOCKS];
+        if (!nnft__rng_blocks(key, sids[a], starts[b], impl, out)) {
+          printf("test_rng: block implementation %d not available here\n", impl);
+          continue;
+        }
+        int ok = 1;
+        for (int k = 0; k < NNFT_RNG_BLOCKS; k++) {
+          uint64_t n = starts[b] + (uint64_t)k;
+          uint32_t c[4] = {(uint32_t)n, (uint32_t)(n >> 32), (uint32_t)sids[a],
+                           (uint32_t)(sids[a] >> 32)}, w[4];
+          nnft_philox4x32_10(c, key, w);
+          ok &= memcmp(w, out + 4 * k, sizeof w) == 0;
+        }
+        CHECK(ok);
+      }
 }
 
 /* ---- the documented stream layout ---- */
@@ -124,6 +153,21 @@ static void test_layout(void) {
   CHECK(c.depth == 2 && c.path[0] == 6 && c.path[1] == 2 && c.seed == seed);
   CHECK_STATUS(nnft_rng_substream(&root, UINT64_MAX, &c), NNFT_EDOM);
   CHECK_STATUS(nnft_rng_substream(&s, UINT64_MAX, &c), NNFT_OK); /* nested: any index */
+  /* nested: (key', sid') = Philox_{key ^ ("nnft", "strm")}(sid_lo, sid_hi, j_lo, j_hi), at the
+   * start of its stream */
+  {
+    uint32_t ctr[4] = {7, 0, 2, 0}, k2[2] = {key[0] ^ 0x6e6e6674u, key[1] ^ 0x7374726du}, d[4];
+    nnft_philox4x32_10(ctr, k2, d);
+    nnft_rng_substream(&s, 2, &c);
+    CHECK(c.key[0] == d[0] && c.key[1] == d[1]);
+    CHECK(c.sid == ((uint64_t)d[2] | (uint64_t)d[3] << 32));
+    uint32_t c0[4] = {0, 0, d[2], d[3]}, w[4];
+    nnft_philox4x32_10(c0, d, w);
+    nnft_rng cc = c;
+    int same = 1;
+    for (int k = 0; k < 4; k++) same &= nnft_rng_u32(&cc) == w[k];
+    CHECK(same);
+  }
   /* in place (child aliases parent) */
   nnft_rng in = root, ref;
   nnft_rng_substream(&root, 6, &ref);
@@ -307,19 +351,26 @@ static void test_normal_distribution(void) {
   if (!(k < KS_CRIT)) fprintf(stderr, "normal KS sqrt(n) D = %g\n", k);
   CHECK(k < KS_CRIT);
 
-  /* Tail counts in 10^7 draws vs n P(bin), each within NSE Poisson standard errors. The
-   * ziggurat's base layer ends at r = 3.654; beyond it the tail algorithm takes over. */
-  const size_t M = 10000000;
-  const double edges[5] = {3.0, 3.6541528853610088, 4.0, 4.5, INFINITY};
+  /* Tail counts in 3 10^7 draws vs n P(bin), each within NSE Poisson standard errors. The
+   * ziggurat's base layer ends at r = 3.654; beyond it the tail algorithm takes over, so the
+   * draws beyond r (about 7700) also get a KS test against the conditional tail CDF
+   * 1 - Q(x)/Q(r). */
+  const size_t M = 30000000;
+  const double zr = 3.6541528853610088;
+  const double edges[5] = {3.0, zr, 4.0, 4.5, INFINITY};
   double count[4] = {0, 0, 0, 0}, zmax = 0;
+  size_t ntail = 0, tail_cap = 20000;
+  double *tail = dalloc(tail_cap);
   nnft_rng_init(&r, 778);
   for (size_t done = 0; done < M; done += N) {
     nnft_rng_fill_normal(&r, x, N, 0, 1);
     for (size_t i = 0; i < N; i++) {
       double z = fabs(x[i]);
+      if (z < 3.0) continue;
       if (z > zmax) zmax = z;
       for (int b = 0; b < 4; b++)
         if (z >= edges[b] && z < edges[b + 1]) count[b]++;
+      if (z >= zr && ntail < tail_cap) tail[ntail++] = z;
     }
   }
   for (int b = 0; b < 4; b++) {
@@ -331,7 +382,12 @@ static void test_normal_distribution(void) {
               count[b], e);
     CHECK(fabs(count[b] - e) <= NSE * sqrt(e));
   }
-  CHECK(zmax > 4.5 && zmax < 7); /* ~ 5.3 expected in 10^7 draws */
+  CHECK(zmax > 4.5 && zmax < 7); /* ~ 5.5 expected in 3 10^7 draws */
+  CHECK(ntail > 5000 && ntail < tail_cap);
+  k = ks_stat(tail, ntail, cdf_tail, &zr);
+  if (!(k < KS_CRIT)) fprintf(stderr, "normal tail KS sqrt(n) D = %g (n = %zu)\n", k, ntail);
+  CHECK(k < KS_CRIT);
+  nnft_free(tail);
   nnft_free(x);
 }
 
@@ -628,6 +684,7 @@ static void test_errors(void) {
 int main(void) {
   test_alloc_fail_after(-1);
   test_kat();
+  test_impls();
   test_layout();
   test_reproducible();
   test_independent();

@@ -210,18 +210,29 @@ uint32_t nnft_rng_u32(nnft_rng *r) { return next_u32(r); }
 uint64_t nnft_rng_u64(nnft_rng *r) { return next_u64(r); }
 double nnft_rng_uniform(nnft_rng *r) { return u53(next_u64(r)); }
 
+/* The 128-bit product a b as (high, low) 64-bit halves. */
+static inline uint64_t mul_64x64(uint64_t a, uint64_t b, uint64_t *lo) {
+#ifdef __SIZEOF_INT128__
+  unsigned __int128 m = (unsigned __int128)a * b;
+  *lo = (uint64_t)m;
+  return (uint64_t)(m >> 64);
+#else
+  uint64_t a0 = (uint32_t)a, a1 = a >> 32, b0 = (uint32_t)b, b1 = b >> 32;
+  uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+  uint64_t mid = (p00 >> 32) + (uint32_t)p01 + (uint32_t)p10;
+  *lo = (mid << 32) | (uint32_t)p00;
+  return p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
+#endif
+}
+
 uint64_t nnft_rng_below(nnft_rng *r, uint64_t n) {
   if (n == 0) return next_u64(r);
-  unsigned __int128 m = (unsigned __int128)next_u64(r) * n;
-  uint64_t low = (uint64_t)m;
+  uint64_t low, high = mul_64x64(next_u64(r), n, &low);
   if (low < n) {
     uint64_t t = (0 - n) % n; /* 2^64 mod n: the biased low products */
-    while (low < t) {
-      m = (unsigned __int128)next_u64(r) * n;
-      low = (uint64_t)m;
-    }
+    while (low < t) high = mul_64x64(next_u64(r), n, &low);
   }
-  return (uint64_t)(m >> 64);
+  return high;
 }
 
 /* ---------------- ziggurat normals ----------------

@@ -5,9 +5,13 @@
 --
 -- The type of each default decides how its value is parsed (docs/api/args.md). `help` or
 -- `--help` prints the defaults and ends the recipe with exit status 0.
+local C = require("nnft.core")._io
+
 local M = {}
 
-local last_args, last_argv -- the most recent parse, for manifests (nnft.io.run)
+-- The most recent parse, for manifests (nnft.io.run); kept in the registry-held state shared
+-- with nnft.io, so that it survives this module being loaded twice.
+local state = C.state()
 
 local function copy_list(t)
   local c = {}
@@ -196,9 +200,9 @@ local function parse(defaults, argv, level)
     out[k] = v
   end
 
-  last_args = {}
-  for k, v in pairs(out) do last_args[k] = type(v) == "table" and copy_list(v) or v end
-  last_argv = argv
+  local last = {}
+  for k, v in pairs(out) do last[k] = type(v) == "table" and copy_list(v) or v end
+  state.last_args, state.last_argv = last, argv
   return out
 end
 
@@ -210,10 +214,10 @@ end
 
 --- The most recently parsed arguments and the raw argv strings they came from (copies), or nil.
 function M.last()
-  if not last_args then return nil end
+  if not state.last_args then return nil end
   local a = {}
-  for k, v in pairs(last_args) do a[k] = type(v) == "table" and copy_list(v) or v end
-  return a, copy_list(last_argv)
+  for k, v in pairs(state.last_args) do a[k] = type(v) == "table" and copy_list(v) or v end
+  return a, copy_list(state.last_argv)
 end
 
 return setmetatable(M, {

@@ -62,7 +62,11 @@ end
 
 -- ------------------------------------------------------------------ runs (recording)
 
-local active = setmetatable({}, { __mode = "k" }) -- unfinished runs
+-- Unfinished runs, shared through the registry so that a second copy of this module (a test
+-- harness reloading modules) sees the same runs.
+local state = C.state()
+state.runs = state.runs or setmetatable({}, { __mode = "k" })
+local active = state.runs
 
 --- Record path as an output of whichever unfinished run's out= directory contains it.
 -- Writers in nnft.io and nnft.plot call this; recipes writing files by other means use

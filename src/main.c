@@ -645,15 +645,16 @@ static int read_plain(char **out) {
   return 1;
 }
 
-/* The prompt: the global _PROMPT / _PROMPT2 if set (as in lua.c), else nnft's. */
+/* The prompt: the global _PROMPT / _PROMPT2 if set (as in lua.c), else nnft's. Leaves one
+ * value on the stack (keeping the string alive); the caller pops it. */
 static const char *get_prompt(lua_State *L, int firstline) {
   if (lua_getglobal(L, firstline ? "_PROMPT" : "_PROMPT2") == LUA_TNIL) {
     lua_pop(L, 1);
-    return firstline ? PROMPT1 : PROMPT2;
+    return lua_pushstring(L, firstline ? PROMPT1 : PROMPT2);
   }
   const char *p = luaL_tolstring(L, -1, NULL);
   lua_remove(L, -2);
-  return p; /* kept alive by the copy on the stack; caller pops it */
+  return p;
 }
 
 /* Push the next input line (without its newline). Returns 1, 0 on EOF, -1 on Ctrl-C. */

@@ -600,9 +600,9 @@ function Run:path(name)
   if rel == "manifest.json" then
     error("nnft.io.Run:path: manifest.json is written by run:finish()", 2)
   end
+  if self._finished then error("nnft.io.Run:path: the run has finished", 2) end
   local dir = rel:match("^(.*)/[^/]*$")
   if dir then C.mkdir_p(self.out .. "/" .. dir, "nnft.io.Run:path") end
-  if self._finished then error("nnft.io.Run:path: the run has finished", 2) end
   self:_add(rel)
   return self.out .. "/" .. rel
 end

@@ -11,7 +11,7 @@ local M = {}
 
 -- The most recent parse, for manifests (nnft.io.run); kept in the registry-held state shared
 -- with nnft.io, so that it survives this module being loaded twice.
-local state = C.state()
+local state = C.state
 
 local function copy_list(t)
   local c = {}

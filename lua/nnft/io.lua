@@ -64,7 +64,7 @@ end
 
 -- Unfinished runs, shared through the registry so that a second copy of this module (a test
 -- harness reloading modules) sees the same runs.
-local state = C.state()
+local state = C.state
 state.runs = state.runs or setmetatable({}, { __mode = "k" })
 local active = state.runs
 
@@ -696,7 +696,7 @@ function M.run(opts)
   end
   if opts.name ~= nil and type(opts.name) ~= "string" then error(fname .. ": name= must be a string", 2) end
   if opts.meta ~= nil and type(opts.meta) ~= "table" then error(fname .. ": meta= must be a table", 2) end
-  C.mkdir_p(out, fname)
+  if C.stat(out) ~= "directory" then C.mkdir_p(out, fname) end
 
   local ok_args, args_mod = pcall(require, "nnft.args")
   local last_args, last_argv

@@ -75,11 +75,13 @@ static void lstop(lua_State *L, lua_Debug *ar) {
   }
 }
 
-/* SIGINT while Lua code runs: raise the flag for C loops and hook the Lua VM for Lua loops. A
- * second Ctrl-C before either answers (a long non-polling C call) gets the default action. */
+/* SIGINT while Lua code runs: raise the flag for C loops and hook the Lua VM for Lua loops.
+ * Running a script, a second Ctrl-C before either answers (a long C call that does not poll)
+ * gets the default action, as in lua.c; in the REPL it only asks again, since Ctrl-C must cancel
+ * the computation and never the session (Ctrl-\ still kills). */
 static void laction(int sig) {
   int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
-  setsignal(sig, SIG_DFL);
+  if (sigint_idle == SIG_DFL) setsignal(sig, SIG_DFL);
   nnft_interrupt_flag = 1;
   lua_sethook(globalL, lstop, mask, 1);
 }

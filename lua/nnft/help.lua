@@ -387,7 +387,9 @@ function M.doc(...)
   if type(x) == "string" then
     local name = x:gsub("^%s+", ""):gsub("%s+$", ""):gsub("%(.*$", "")
     if name == "" or name == "nnft" then return overview(idx) end
-    local text = section_text(idx, name) or module_text(idx, name)
+    local text
+    if name:match("^nnft%.[%w_]+$") then text = module_text(idx, name) end
+    text = text or section_text(idx, name) or module_text(idx, name)
     if text then return text end
     local short = name:match("^nnft%.(%u[%w_]*)$") or name:match("^(%u[%w_]*)$")
     text = short and type_text(idx, short)
@@ -398,8 +400,7 @@ function M.doc(...)
   local name = M.name_of(x)
   if name == "nnft" then return overview(idx) end
   if name then
-    local text = section_text(idx, name)
-      or (type(x) == "table" and module_text(idx, name))
+    local text = (type(x) == "table" and module_text(idx, name)) or section_text(idx, name)
       or (name:match("^%u[%w_]*$") and type_text(idx, name))
     if text then return text end
     return not_found(name)

@@ -127,7 +127,10 @@ end
 
 --- Text listing the arguments and their defaults (what `help` prints).
 function M.usage(defaults)
-  local lines = { "arguments (key=value; defaults shown):" }
+  local a = rawget(_G, "arg")
+  local script = type(a) == "table" and type(a[0]) == "string" and a[0] or "recipe.lua"
+  local lines = { ("usage: nnft %s [key=value ...]"):format(script),
+                  "arguments (defaults shown):" }
   local keys = sorted_keys(defaults)
   local width = 0
   for _, k in ipairs(keys) do

@@ -576,7 +576,7 @@ function Run.__tostring(r)
 end
 
 function Run:_add(rel)
-  if not self._outputs[rel] then
+  if rel ~= "manifest.json" and not self._outputs[rel] then
     self._outputs[rel] = true
     self._order[#self._order + 1] = rel
   end

@@ -358,6 +358,8 @@ describe("nnft.io.run and manifests", function()
       assert.are.equal(#slurp(out .. name), o.bytes)
     end
     assert.are.same(man.outputs[1].sha256, m.outputs[1].sha256)
+    assert.are.same({ "data.csv", "sub/m.npy", "extra.json", "raw.txt", "never-written.txt" },
+      run:outputs())
     assert.has_error(function() run:finish() end)
   end)
 

@@ -11,7 +11,8 @@
 --     the machine, since nothing executes and only out= is written);
 --   * no C code: package.loadlib is refused, package.searchers = { preload, Lua text files from
 --     nnft's lua dir and the recipe's directory }; C modules nnft's own Lua layer needs (cjson)
---     are loaded before the lock-down and so stay available through require;
+--     are loaded before the lock-down and so stay available through require; C openers are
+--     removed from package.preload (so "nnft.core" cannot be opened afresh, unchecked);
 --   * no binary chunks: load, loadfile, dofile and require compile text only; string.dump is
 --     refused;
 --   * no debug library (debug.traceback, which only reads, stays).
@@ -212,6 +213,14 @@ function M.install(opts)
     tried[#tried + 1] = "(nnft --sandbox: only Lua modules from nnft's lua directory and the "
       .. "recipe's directory can be required; C modules are disabled)"
     return tconcat(tried, "\n\t")
+  end
+  -- C openers in package.preload (nnft.core) would hand out fresh, unchecked C functions if a
+  -- recipe cleared package.loaded and required them again: drop them (they are loaded already).
+  local o_getinfo = debug.getinfo
+  for name, opener in next, package.preload do
+    if type(opener) == "function" and o_getinfo(opener, "S").what == "C" then
+      package.preload[name] = nil
+    end
   end
   package.searchers = { preload_searcher, lua_searcher }
   package.path = dirs[1] .. "/?.lua;" .. dirs[1] .. "/?/init.lua;" .. dirs[2] .. "/?.lua;"

@@ -59,6 +59,12 @@ attempt("nnft._io.mkdir_p", function()
   return true
 end)
 attempt("nnft._io.mkdtemp", function() return nnft._io.mkdtemp("escaped") end)
+attempt("reopen nnft.core", function()
+  package.loaded["nnft.core"] = nil
+  local core = require "nnft.core"
+  core._io.write_file(out .. "/../escaped.txt", "x")
+  return true
+end)
 
 -- ---- C code ----
 attempt("package.loadlib", function()

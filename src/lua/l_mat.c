@@ -427,6 +427,8 @@ static int m_map(lua_State *L) {
       lua_pushvalue(L, 2);
       lua_pushnumber(L, NNFT_AT(a, i, j));
       lua_call(L, 1, 1);
+      if (!l_testmat(L, 1)->data) /* f released A (or the matrix A is a view of) */
+        luaL_error(L, "map: the matrix was released by the function while being mapped");
       if (lua_type(L, -1) != LUA_TNUMBER)
         luaL_error(L, "map: function returned %s for entry (%I, %I), expected a number",
                    luaL_typename(L, -1), (lua_Integer)i + 1, (lua_Integer)j + 1);
@@ -550,9 +552,28 @@ static int m_tostring(lua_State *L) {
   return 1;
 }
 
+/* 1 if the function at stack level `level` was called by the collector as a __gc finalizer. */
+static int called_as_gc(lua_State *L, int level) {
+  lua_Debug ar;
+  return lua_getstack(L, level, &ar) && lua_getinfo(L, "n", &ar) && ar.name && ar.namewhat &&
+         strcmp(ar.name, "__gc") == 0 && strcmp(ar.namewhat, "metamethod") == 0;
+}
+
+/* __gc, __close and m:release() share this idempotent release (a second call sees data NULL).
+ * A finalizer (__gc of any object) can run inside any Lua allocation, e.g. while a binding
+ * allocates its result with its inputs already checked; if that finalizer released one of those
+ * inputs, the binding would go on to read freed memory. So an explicit release or close that
+ * runs inside a finalizer is deferred: the matrix stays valid and is freed when it is itself
+ * collected. The matrix's own __gc always frees (it is unreachable, so nothing is using it). */
 static int m_release(lua_State *L) {
   nnft_mat *m = l_testmat(L, 1);
-  if (m) nnft_mat_free(m); /* idempotent: a second call sees data == NULL */
+  if (!m || !m->data) return 0;
+  if (!called_as_gc(L, 0)) {
+    lua_Debug ar;
+    for (int level = 1; lua_getstack(L, level, &ar); level++)
+      if (called_as_gc(L, level)) return 0; /* inside a finalizer: defer to collection */
+  }
+  nnft_mat_free(m);
   return 0;
 }
 

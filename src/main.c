@@ -138,12 +138,30 @@ static int docall(lua_State *L, int narg, int nres) {
 
 /* ---------------------------------------------------------------- facts for the Lua side */
 
+/* __gc of the DIR holder below: close the directory if it is still open. */
+static int dir_gc(lua_State *L) {
+  DIR **d = (DIR **)lua_touserdata(L, 1);
+  if (d && *d) {
+    closedir(*d);
+    *d = NULL;
+  }
+  return 0;
+}
+
 /* nnft.interp.listdir(dir): the names in a directory (for help, which must list docs/api without
- * lfs); nil, message on failure. */
+ * lfs); nil, message on failure. The DIR lives in a userdata whose __gc closes it, so a memory
+ * error while names are pushed cannot leak it. */
 static int interp_listdir(lua_State *L) {
   const char *dir = luaL_checkstring(L, 1);
-  DIR *d = opendir(dir);
-  if (!d) {
+  DIR **d = (DIR **)lua_newuserdatauv(L, sizeof(DIR *), 0);
+  *d = NULL;
+  if (luaL_newmetatable(L, "nnft_interp_dir")) { /* no "nnft." prefix: not a user type */
+    lua_pushcfunction(L, dir_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  *d = opendir(dir);
+  if (!*d) {
     luaL_pushfail(L);
     lua_pushfstring(L, "%s: %s", dir, strerror(errno));
     return 2;
@@ -151,12 +169,13 @@ static int interp_listdir(lua_State *L) {
   lua_newtable(L);
   lua_Integer n = 0;
   struct dirent *e;
-  while ((e = readdir(d)) != NULL) {
+  while ((e = readdir(*d)) != NULL) {
     if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-    lua_pushstring(L, e->d_name); /* cannot raise for lack of memory while d is open? it can: */
-    lua_rawseti(L, -2, ++n);      /* a leak of one DIR on memory exhaustion is acceptable here */
+    lua_pushstring(L, e->d_name);
+    lua_rawseti(L, -2, ++n);
   }
-  closedir(d);
+  closedir(*d);
+  *d = NULL;
   return 1;
 }
 
@@ -841,7 +860,11 @@ static void doREPL(lua_State *L) {
   tty_input = isatty(STDIN_FILENO);
   sigint_idle = on_prompt_sigint;
   setsignal(SIGINT, sigint_idle);
-  if (tty_input) repl_init(L);
+  if (tty_input) {
+    print_version(L);
+    printf("help() for help, Tab completes, Ctrl-C cancels, Ctrl-D leaves.\n");
+    repl_init(L);
+  }
   while ((status = loadline(L)) != -1) {
     if (status == LINE_CANCELLED) continue;
     if (status == LUA_OK) status = docall(L, 0, LUA_MULTRET);
@@ -910,8 +933,6 @@ static int pmain(lua_State *L) {
     doREPL(L);
   } else if (o.script == 0 && !o.exec && !o.version) {
     if (isatty(STDIN_FILENO)) {
-      print_version(L);
-      printf("help() for help, Ctrl-D to leave.\n");
       doREPL(L);
     } else if (dochunk(L, luaL_loadfilex(L, NULL, chunk_mode(L))) != LUA_OK) {
       return 0;

@@ -390,9 +390,14 @@ static int collectargs(int argc, char **argv, options *o) {
   int i;
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if (a[0] != '-') { o->script = i; return 0; }
-    if (strcmp(a, "-") == 0) { o->script = i; return 0; }
-    if (strcmp(a, "--") == 0) { if (i + 1 < argc) o->script = i + 1; return 0; }
+    if (a[0] != '-' || strcmp(a, "-") == 0) {
+      o->script = i;
+      break;
+    }
+    if (strcmp(a, "--") == 0) {
+      if (i + 1 < argc) o->script = i + 1;
+      break;
+    }
     if (strcmp(a, "-i") == 0) o->interactive = 1;
     else if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) o->version = 1;
     else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) o->help = 1;
@@ -412,6 +417,11 @@ static int collectargs(int argc, char **argv, options *o) {
       print_usage(stderr);
       return -1;
     }
+  }
+  if (o->sandbox && o->reproduce) {
+    l_message(PROGNAME, "--reproduce re-runs the recorded recipe as a separate, unsandboxed "
+                        "process; it cannot be combined with --sandbox");
+    return -1;
   }
   return 0;
 }
@@ -499,6 +509,7 @@ static int handle_script(lua_State *L, char **argv, int argc, int script) {
 /* --version: nnft, git hash, Lua, BLAS and GSL, from nnft.sys.info() (the same facts manifests
  * record). */
 static void print_version(lua_State *L) {
+  int top = lua_gettop(L);
   lua_getglobal(L, "nnft");
   lua_getfield(L, -1, "sys");
   if (lua_istable(L, -1)) {
@@ -513,11 +524,11 @@ static void print_version(lua_State *L) {
       }
       printf("nnft %s (git %s)\n%s\nBLAS: %s\nGSL %s\nthreads: %s\n", v[0], v[1], v[2], v[3],
              v[4], v[5]);
-      lua_settop(L, 0);
+      lua_settop(L, top);
       return;
     }
   }
-  lua_settop(L, 0);
+  lua_settop(L, top);
   printf("nnft %s (git %s)\n%s\n", NNFT_VERSION, NNFT_GIT_HASH, LUA_RELEASE);
 }
 

@@ -185,6 +185,12 @@ describe("nnft --sandbox", function()
     assert.truthy(r.err:match("stack traceback"), r.err)
   end)
 
+  it("refuses --reproduce, which would run a recipe unsandboxed", function()
+    local r = run("--sandbox --reproduce " .. q(dir .. "/manifest.json"))
+    assert.are_not.equal(0, r.code)
+    assert.truthy(r.err:match("cannot be combined with %-%-sandbox"), r.err)
+  end)
+
   it("marks the state as sandboxed for the Lua side", function()
     local r = run("--sandbox -e " .. q('print(package.loaded["nnft.interp"].sandbox)'))
     assert.are.equal(0, r.code, r.err)

@@ -43,7 +43,7 @@ case "${1:-}" in
     ctest --test-dir build --output-on-failure
     # The same suite under AddressSanitizer + UBSan (bindings included: the specs run in build-asan/nnft).
     build build-asan -DNNFT_SANITIZE=ON
-    ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
       ctest --test-dir build-asan --output-on-failure
     ;;
   *)

@@ -1,0 +1,712 @@
+/* nnft_ensemble: the streamed ensemble sampler. The reproducibility contract, the parameter
+ * draw order and the threading model are in nnft_ensemble.h. */
+#include "nnft_ensemble.h"
+
+#include <math.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "nnft_alloc.h"
+#include "nnft_rng.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#define ENS_X86 1
+/* Hot loops: vectorised for the best ISA at run time, but never with FMA contraction, so every
+ * clone computes bit-identical results (reproducibility across machines, not only threads). */
+#define ENS_HOT __attribute__((optimize("O3", "fp-contract=off"), \
+                               target_clones("avx512f", "avx2", "default")))
+#else
+#define ENS_HOT
+#endif
+
+#define ENS_PI 3.14159265358979323846
+
+/* ------------------------------------------------------------------------------------------
+ * The per-network generator: eight xoshiro256++ lanes for normals, one for uniforms. */
+
+#define ENS_LANES 8
+#define ENS_NBUF 256 /* normals produced per refill: 32 steps of the 8 lanes */
+
+typedef uint64_t ens_v8u __attribute__((vector_size(64)));
+
+typedef struct ens_stream {
+  ens_v8u s0, s1, s2, s3; /* lane states */
+  uint64_t t[4];          /* scalar stream */
+  double buf[ENS_NBUF];   /* normals [pos, ENS_NBUF) not yet used */
+  uint64_t raw[ENS_NBUF]; /* the words of the current buffer (rejected ones are re-read) */
+  uint64_t rej[ENS_NBUF / 64]; /* bitmap: word i was rejected by the fast path */
+  unsigned pos;
+  const uint64_t *zk; /* nnft_rng's ziggurat tables */
+  const double *zw, *zf;
+} ens_stream;
+
+#define ZIG_R 3.6541528853610088
+
+static inline uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static inline uint64_t scalar_u64(ens_stream *st) {
+  uint64_t *s = st->t;
+  uint64_t r = rotl64(s[0] + s[3], 23) + s[0], t = s[1] << 17;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = rotl64(s[3], 45);
+  return r;
+}
+
+static inline double scalar_uniform(ens_stream *st) {
+  return (double)(scalar_u64(st) >> 11) * 0x1.0p-53;
+}
+
+/* Seed the lanes and the scalar stream from Philox substream e of root. */
+static nnft_status stream_init(ens_stream *st, const nnft_rng *root, size_t e) {
+  nnft_rng sub;
+  nnft_status s = nnft_rng_substream(root, (uint64_t)e, &sub);
+  if (s) return s;
+  uint64_t w[ENS_LANES][4];
+  for (int l = 0; l < ENS_LANES; l++) {
+    for (int k = 0; k < 4; k++) w[l][k] = nnft_rng_u64(&sub);
+    if ((w[l][0] | w[l][1] | w[l][2] | w[l][3]) == 0) w[l][0] = 1; /* p = 2^-256 */
+  }
+  for (int l = 0; l < ENS_LANES; l++) {
+    st->s0[l] = w[l][0];
+    st->s1[l] = w[l][1];
+    st->s2[l] = w[l][2];
+    st->s3[l] = w[l][3];
+  }
+  for (int k = 0; k < 4; k++) st->t[k] = nnft_rng_u64(&sub);
+  if ((st->t[0] | st->t[1] | st->t[2] | st->t[3]) == 0) st->t[0] = 1;
+  st->pos = ENS_NBUF;
+  nnft__rng_zig_tables(&st->zk, &st->zw, &st->zf);
+  return NNFT_OK;
+}
+
+/* One step of the eight lanes: returns their outputs. */
+#define XOSHIRO_STEP(out, a, b, c, d)                                  \
+  do {                                                                 \
+    ens_v8u r_ = (a) + (d);                                            \
+    (out) = ((r_ << 23) | (r_ >> 41)) + (a);                           \
+    ens_v8u t_ = (b) << 17;                                            \
+    (c) ^= (a);                                                        \
+    (d) ^= (b);                                                        \
+    (b) ^= (c);                                                        \
+    (a) ^= (d);                                                        \
+    (c) ^= t_;                                                         \
+    (d) = ((d) << 45) | ((d) >> 19);                                   \
+  } while (0)
+
+/* Fill raw[] with the next ENS_NBUF lane words, buf[] with the ziggurat fast-path values and
+ * rej[] with the fast-path rejections. Three implementations computing identical bits: the
+ * conversion of j < 2^52 to double is exact, the one product j w[i] is a single rounding. */
+static void refill_scalar(ens_stream *st) {
+  ens_v8u a = st->s0, b = st->s1, c = st->s2, d = st->s3;
+  memset(st->rej, 0, sizeof st->rej);
+  for (int t = 0; t < ENS_NBUF / ENS_LANES; t++) {
+    ens_v8u o;
+    XOSHIRO_STEP(o, a, b, c, d);
+    for (int l = 0; l < ENS_LANES; l++) {
+      int i = t * ENS_LANES + l;
+      uint64_t u = o[l];
+      unsigned id = (unsigned)(u & 0xff);
+      uint64_t j = u >> 12;
+      double x = (double)j * st->zw[id];
+      st->raw[i] = u;
+      st->buf[i] = (u & 0x100) ? -x : x;
+      if (j >= st->zk[id]) st->rej[i >> 6] |= (uint64_t)1 << (i & 63);
+    }
+  }
+  st->s0 = a;
+  st->s1 = b;
+  st->s2 = c;
+  st->s3 = d;
+}
+
+#ifdef ENS_X86
+__attribute__((target("avx512f"))) static void refill_avx512(ens_stream *st) {
+  ens_v8u a = st->s0, b = st->s1, c = st->s2, d = st->s3;
+  const __m512i m255 = _mm512_set1_epi64(255), expo = _mm512_set1_epi64(0x4330000000000000LL),
+                sbit = _mm512_set1_epi64(0x100);
+  const __m512d two52 = _mm512_set1_pd(4503599627370496.0);
+  uint64_t rej[ENS_NBUF / 64] = {0};
+  for (int t = 0; t < ENS_NBUF / ENS_LANES; t++) {
+    ens_v8u o;
+    XOSHIRO_STEP(o, a, b, c, d);
+    __m512i u = (__m512i)o;
+    __m512i id = _mm512_and_si512(u, m255), j = _mm512_srli_epi64(u, 12);
+    __m512d w = _mm512_i64gather_pd(id, st->zw, 8);
+    __m512i k = _mm512_i64gather_epi64(id, (const long long *)st->zk, 8);
+    __m512d jd = _mm512_sub_pd(_mm512_castsi512_pd(_mm512_or_si512(j, expo)), two52);
+    __m512d x = _mm512_mul_pd(jd, w);
+    __m512i sg = _mm512_slli_epi64(_mm512_and_si512(u, sbit), 55);
+    x = _mm512_castsi512_pd(_mm512_xor_si512(_mm512_castpd_si512(x), sg));
+    _mm512_storeu_si512((void *)(st->raw + 8 * t), u);
+    _mm512_storeu_pd(st->buf + 8 * t, x);
+    __mmask8 bad = _mm512_cmpge_epu64_mask(j, k);
+    rej[t >> 3] |= (uint64_t)bad << (8 * (t & 7));
+  }
+  memcpy(st->rej, rej, sizeof rej);
+  st->s0 = a;
+  st->s1 = b;
+  st->s2 = c;
+  st->s3 = d;
+}
+
+__attribute__((target("avx2"))) static void refill_avx2(ens_stream *st) {
+  ens_v8u a = st->s0, b = st->s1, c = st->s2, d = st->s3;
+  const __m256i m255 = _mm256_set1_epi64x(255), expo = _mm256_set1_epi64x(0x4330000000000000LL),
+                sbit = _mm256_set1_epi64x(0x100);
+  const __m256d two52 = _mm256_set1_pd(4503599627370496.0);
+  uint64_t rej[ENS_NBUF / 64] = {0};
+  for (int t = 0; t < ENS_NBUF / ENS_LANES; t++) {
+    ens_v8u o;
+    XOSHIRO_STEP(o, a, b, c, d);
+    for (int h = 0; h < 2; h++) {
+      __m256i u;
+      memcpy(&u, (const char *)&o + 32 * h, 32);
+      __m256i id = _mm256_and_si256(u, m255), j = _mm256_srli_epi64(u, 12);
+      __m256d w = _mm256_i64gather_pd(st->zw, id, 8);
+      __m256i k = _mm256_i64gather_epi64((const long long *)st->zk, id, 8);
+      __m256d jd = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(j, expo)), two52);
+      __m256d x = _mm256_mul_pd(jd, w);
+      __m256i sg = _mm256_slli_epi64(_mm256_and_si256(u, sbit), 55);
+      x = _mm256_castsi256_pd(_mm256_xor_si256(_mm256_castpd_si256(x), sg));
+      int i = 8 * t + 4 * h;
+      _mm256_storeu_si256((__m256i *)(st->raw + i), u);
+      _mm256_storeu_pd(st->buf + i, x);
+      /* j, k < 2^52: the signed comparison is the unsigned one */
+      int bad = ~_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(k, j))) & 15;
+      rej[i >> 6] |= (uint64_t)bad << (i & 63);
+    }
+  }
+  memcpy(st->rej, rej, sizeof rej);
+  st->s0 = a;
+  st->s1 = b;
+  st->s2 = c;
+  st->s3 = d;
+}
+#endif
+
+/* The ziggurat's slow path for a word u the fast path rejected (nnft_rng.c's algorithm): the
+ * tail beyond R, the wedges, and retries, all drawing from the scalar stream. */
+static double zig_slow(ens_stream *st, uint64_t u) {
+  for (;;) {
+    unsigned i = (unsigned)(u & 0xff);
+    uint64_t j = u >> 12;
+    double sign = (u & 0x100) ? -1.0 : 1.0;
+    double x = (double)j * st->zw[i];
+    if (j < st->zk[i]) return sign * x;
+    if (i == 0) {
+      double xx, yy;
+      do {
+        xx = -log1p(-scalar_uniform(st)) / ZIG_R;
+        yy = -log1p(-scalar_uniform(st));
+      } while (yy + yy < xx * xx);
+      return sign * (ZIG_R + xx);
+    }
+    double y = st->zf[i] + scalar_uniform(st) * (st->zf[i + 1] - st->zf[i]);
+    if (y < exp(-0.5 * x * x)) return sign * x;
+    u = scalar_u64(st);
+  }
+}
+
+static void refill(ens_stream *st) {
+#ifdef ENS_X86
+  if (__builtin_cpu_supports("avx512f"))
+    refill_avx512(st);
+  else if (__builtin_cpu_supports("avx2"))
+    refill_avx2(st);
+  else
+#endif
+    refill_scalar(st);
+  for (int q = 0; q < ENS_NBUF / 64; q++) {
+    uint64_t m = st->rej[q];
+    while (m) {
+      int i = 64 * q + __builtin_ctzll(m);
+      st->buf[i] = zig_slow(st, st->raw[i]);
+      m &= m - 1;
+    }
+  }
+  st->pos = 0;
+}
+
+/* x[0..n) = standard normals, the next n of the normal stream. */
+static void stream_normals(ens_stream *st, double *restrict x, size_t n) {
+  while (n) {
+    if (st->pos == ENS_NBUF) refill(st);
+    size_t m = ENS_NBUF - st->pos;
+    if (m > n) m = n;
+    memcpy(x, st->buf + st->pos, m * sizeof *x);
+    st->pos += (unsigned)m;
+    x += m;
+    n -= m;
+  }
+}
+
+/* ------------------------------------------------------------------------------------------
+ * The forward pass of one freshly drawn network. */
+
+typedef struct ens_ws {
+  double *xt;    /* d x n: the inputs as columns */
+  double *xsq;   /* n: |x_k|^2 (gauss-net) */
+  double *za;    /* maxw x n */
+  double *zb;    /* maxw x n */
+  double *w;     /* maxcol: one weight column (or the readout row) */
+  double *bias;  /* maxw */
+  double *amp;   /* layer-1 fan_out: cos-net amplitudes A(b_i) */
+  double *F;     /* chunk x n outputs */
+  ens_stream *st;
+} ens_ws;
+
+typedef struct ens_shape {
+  size_t n, d, maxw, maxcol, chunk;
+} ens_shape;
+
+/* w[0..m) = parameters with mean `mean` and effective standard deviation `sd` (nnft_net's
+ * conventions): standard w = mean + sd z; NTK as used in the forward pass (ntk = 1, raw = 0)
+ * w = sd (mean + z); NTK as stored (raw = 1) w = mean + z; z the next m normals. sd = 0 draws
+ * nothing (the parameter is then its mean, or 0 when NTK-scaled). */
+/* w = a + b z (mode 0) or b (a + z) (mode 1) for m values. */
+ENS_HOT static void affine(const double *restrict z, double *restrict w, size_t m, double a,
+                           double b, int mode) {
+  if (mode == 0 && a == 0)
+    for (size_t i = 0; i < m; i++) w[i] = b * z[i];
+  else if (mode == 0)
+    for (size_t i = 0; i < m; i++) w[i] = a + b * z[i];
+  else
+    for (size_t i = 0; i < m; i++) w[i] = b * (a + z[i]);
+}
+
+static void draw_param(ens_stream *st, double *restrict w, size_t m, double mean, double sd,
+                       int ntk, int raw) {
+  if (sd == 0) {
+    double v = (ntk && !raw) ? 0.0 : mean;
+    for (size_t i = 0; i < m; i++) w[i] = v;
+    return;
+  }
+  double a = mean, b = sd;
+  int mode = 0;
+  if (ntk && raw) b = 1;    /* mean + z */
+  else if (ntk) mode = 1;   /* sd (mean + z) */
+  while (m) {
+    if (st->pos == ENS_NBUF) refill(st);
+    size_t k = ENS_NBUF - st->pos;
+    if (k > m) k = m;
+    affine(st->buf + st->pos, w, k, a, b, mode);
+    st->pos += (unsigned)k;
+    w += k;
+    m -= k;
+  }
+}
+
+/* Draw the N frequencies of a ball cos-net into W (N x d column-major, ld N). */
+static void draw_ball(ens_stream *st, double R, size_t N, size_t d, double *restrict W) {
+  double g[64];
+  const double inv_d = 1.0 / (double)d, R2 = R * R;
+  for (size_t i = 0; i < N; i++) {
+    double s2;
+    do {
+      s2 = 0;
+      for (size_t j0 = 0; j0 < d; j0 += 64) { /* d may exceed the stack buffer */
+        size_t m = d - j0 < 64 ? d - j0 : 64;
+        stream_normals(st, g, m);
+        for (size_t j = 0; j < m; j++) {
+          W[i + (j0 + j) * N] = g[j];
+          s2 += g[j] * g[j];
+        }
+      }
+    } while (s2 == 0);
+    double u = scalar_uniform(st);
+    double rad = d == 1 ? R * u : R * pow(u, inv_d);
+    double scale = rad / sqrt(s2);
+    double r2 = 0;
+    for (size_t j = 0; j < d; j++) {
+      W[i + j * N] *= scale;
+      r2 += W[i + j * N] * W[i + j * N];
+    }
+    if (r2 > R2) { /* rounding put it a hair outside: pull it in */
+      double f = R / sqrt(r2) * (1 - 0x1.0p-50);
+      for (size_t j = 0; j < d; j++) W[i + j * N] *= f;
+    }
+  }
+}
+
+/* z[k] = Σ_c w[c] h[c + k ldh] for k < n: eight fixed partial sums (c mod 8) combined as
+ * ((0+4)+(2+6))+((1+5)+(3+7)), so the result does not depend on the vector width. */
+ENS_HOT static void dot_cols(size_t fi, size_t n, const double *restrict w,
+                             const double *restrict h, size_t ldh, double *restrict z) {
+  for (size_t k = 0; k < n; k++) {
+    const double *hk = h + k * ldh;
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t c = 0;
+    for (; c + 8 <= fi; c += 8)
+      for (int l = 0; l < 8; l++) acc[l] += w[c + l] * hk[c + l];
+    for (int l = 0; c + (size_t)l < fi; l++) acc[l] += w[c + l] * hk[c + l];
+    z[k] = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+  }
+}
+
+/* z[:, k] += w * h[c, k] for every input k (one weight column into fan_out rows); with
+ * first set, z[:, k] = w * h[c, k]. */
+ENS_HOT static void axpy_cols(size_t fo, size_t n, const double *restrict w,
+                              const double *restrict hrow, size_t ldh, double *restrict z,
+                              int first) {
+  for (size_t k = 0; k < n; k++) {
+    double s = hrow[k * ldh];
+    double *zk = z + k * fo;
+    if (first)
+      for (size_t i = 0; i < fo; i++) zk[i] = w[i] * s;
+    else
+      for (size_t i = 0; i < fo; i++) zk[i] += w[i] * s;
+  }
+}
+
+/* Activation in place on m values (column k of a layer). */
+ENS_HOT static void act_inplace(nnft_act act, double *restrict z, size_t m, double shift,
+                                const nnft_custom_act *cu) {
+  switch (act) {
+  case NNFT_ACT_LINEAR: break;
+  case NNFT_ACT_RELU:
+    for (size_t i = 0; i < m; i++) z[i] = (z[i] > 0 || z[i] != z[i]) ? z[i] : 0.0;
+    break;
+  case NNFT_ACT_STEP:
+    for (size_t i = 0; i < m; i++) z[i] = z[i] > 0 ? 1.0 : (z[i] != z[i] ? z[i] : 0.0);
+    break;
+  case NNFT_ACT_GAUSSNET:
+    for (size_t i = 0; i < m; i++) z[i] = exp(z[i] - shift);
+    break;
+  case NNFT_ACT_CUSTOM:
+    for (size_t i = 0; i < m; i++) z[i] = cu->eval(cu->ctx, z[i]);
+    break;
+  default:
+    for (size_t i = 0; i < m; i++) z[i] = nnft_act_eval(act, z[i]);
+    break;
+  }
+}
+
+/* Multiply by the cos-net amplitude and the hidden layer. */
+ENS_HOT static void mul_vec(double *restrict w, const double *restrict a, size_t m) {
+  for (size_t i = 0; i < m; i++) w[i] *= a[i];
+}
+
+/* Network drawn from st at the inputs; outputs f[k * ldf]. */
+static void forward(const nnft_arch *a, const ens_shape *sh, ens_ws *ws, double *f,
+                    size_t ldf) {
+  const size_t n = sh->n, d = sh->d, L = a->nlayers;
+  ens_stream *st = ws->st;
+  const double *h = ws->xt; /* fan_in x n, ld fan_in */
+  size_t ldh = d;
+  double *z = NULL;
+  for (size_t l = 0; l < L; l++) {
+    const nnft_layer *Ly = &a->layer[l];
+    const size_t fo = Ly->fan_out, fi = Ly->fan_in;
+    z = (l % 2 == 0) ? ws->za : ws->zb;
+    const int ntk = a->param == NNFT_PARAM_NTK;
+    const double sd = Ly->sigma_w / sqrt((double)fi);
+    const int cos1 = a->is_cosnet && l == 0;
+    const int amp2 = a->is_cosnet && a->amplitude && l == 1;
+    if (cos1) { /* frequencies (fo x d), kept whole for the amplitude */
+      double *W = ws->w;
+      if (a->freq == NNFT_FREQ_BALL)
+        draw_ball(st, a->radius, fo, d, W);
+      else
+        draw_param(st, W, fo * d, Ly->mean_w, sd, ntk, 0);
+      for (size_t c = 0; c < fi; c++) axpy_cols(fo, n, W + c * fo, h + c, ldh, z, c == 0);
+      if (a->amplitude) {
+        const double C = sqrt(nnft_arch_cos_c2(a)), m2 = a->mass * a->mass;
+        for (size_t i = 0; i < fo; i++) {
+          double b2 = 0;
+          for (size_t c = 0; c < d; c++) b2 += W[i + c * fo] * W[i + c * fo];
+          ws->amp[i] = C / sqrt(b2 + m2);
+        }
+      }
+    } else if (fo == 1) {
+      draw_param(st, ws->w, fi, Ly->mean_w, sd, ntk, 0);
+      if (amp2) mul_vec(ws->w, ws->amp, fi);
+      dot_cols(fi, n, ws->w, h, ldh, z);
+    } else {
+      for (size_t c = 0; c < fi; c++) {
+        draw_param(st, ws->w, fo, Ly->mean_w, sd, ntk, 0);
+        axpy_cols(fo, n, ws->w, h + c, ldh, z, c == 0);
+      }
+    }
+    /* bias (cos-net layer 1: the phases) */
+    if (Ly->has_bias && cos1) {
+      for (size_t i = 0; i < fo; i++) ws->bias[i] = ENS_PI * (2.0 * scalar_uniform(st) - 1.0);
+      for (size_t k = 0; k < n; k++)
+        for (size_t i = 0; i < fo; i++) z[i + k * fo] += ws->bias[i];
+    } else if (Ly->has_bias && !(Ly->sigma_b == 0 && (ntk || Ly->mean_b == 0))) {
+      draw_param(st, ws->bias, fo, Ly->mean_b, Ly->sigma_b, ntk, 0);
+      for (size_t k = 0; k < n; k++)
+        for (size_t i = 0; i < fo; i++) z[i + k * fo] += ws->bias[i];
+    }
+    if (l + 1 < L) {
+      for (size_t k = 0; k < n; k++) {
+        double shift = 0;
+        if (Ly->act == NNFT_ACT_GAUSSNET)
+          shift = Ly->sigma_b * Ly->sigma_b + Ly->sigma_w * Ly->sigma_w * ws->xsq[k] / (double)d;
+        act_inplace(Ly->act, z + k * fo, fo, shift, &a->custom);
+      }
+      h = z;
+      ldh = fo;
+    }
+  }
+  for (size_t k = 0; k < n; k++) f[k * ldf] = z[k];
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Checks, workspaces, the parallel run. */
+
+int nnft_ens_threads(const nnft_arch *a, int requested) {
+#ifdef _OPENMP
+  int t = requested >= 1 ? requested : omp_get_max_threads();
+#else
+  int t = 1;
+  (void)requested;
+#endif
+  if (t < 1) t = 1;
+  if (a) {
+    for (size_t l = 0; l + 1 < a->nlayers && l < NNFT_MAX_LAYERS; l++)
+      if (a->layer[l].act == NNFT_ACT_CUSTOM) return 1;
+  }
+  return t;
+}
+
+nnft_status nnft_ens_check(const nnft_arch *a, const nnft_mat *X) {
+  nnft_status s = nnft_arch_check(a);
+  if (s) return s;
+  if (!X || X->rows == 0 || X->cols != a->d_in) return NNFT_EDIM;
+  if (!nnft_mat_all_finite(X)) return NNFT_ENONFINITE;
+  return NNFT_OK;
+}
+
+static void shape_of(const nnft_arch *a, const nnft_mat *X, size_t maxchunk, ens_shape *sh) {
+  sh->n = X->rows;
+  sh->d = a->d_in;
+  sh->maxw = 1;
+  sh->maxcol = 1;
+  for (size_t l = 0; l < a->nlayers; l++) {
+    const nnft_layer *Ly = &a->layer[l];
+    if (Ly->fan_out > sh->maxw) sh->maxw = Ly->fan_out;
+    size_t col = Ly->fan_out == 1 ? Ly->fan_in : Ly->fan_out;
+    if (col > sh->maxcol) sh->maxcol = col;
+  }
+  sh->chunk = maxchunk;
+}
+
+static void ws_free(ens_ws *w) {
+  if (!w) return;
+  nnft_free(w->xt);
+  nnft_free(w->xsq);
+  nnft_free(w->za);
+  nnft_free(w->zb);
+  nnft_free(w->w);
+  nnft_free(w->bias);
+  nnft_free(w->amp);
+  nnft_free(w->F);
+  nnft_free(w->st);
+  memset(w, 0, sizeof *w);
+}
+
+static nnft_status ws_alloc(const nnft_arch *a, const nnft_mat *X, const ens_shape *sh,
+                            ens_ws *w) {
+  memset(w, 0, sizeof *w);
+  size_t dn, wn, fn, ball = 0;
+  if (nnft_size_mul(sh->d, sh->n, &dn) || nnft_size_mul(sh->maxw, sh->n, &wn) ||
+      nnft_size_mul(sh->chunk, sh->n, &fn))
+    return NNFT_EOVERFLOW;
+  if (a->is_cosnet && nnft_size_mul(a->layer[0].fan_out, sh->d, &ball))
+    return NNFT_EOVERFLOW;
+  size_t wcol = sh->maxcol > ball ? sh->maxcol : ball;
+  size_t bytes[8] = {dn, sh->n, wn, wn, wcol, sh->maxw, a->layer[0].fan_out, fn};
+  for (int i = 0; i < 8; i++)
+    if (nnft_size_mul(bytes[i], sizeof(double), &bytes[i])) return NNFT_EOVERFLOW;
+  w->xt = nnft_alloc(bytes[0]);
+  w->xsq = nnft_alloc(bytes[1]);
+  w->za = nnft_alloc(bytes[2]);
+  w->zb = nnft_alloc(bytes[3]);
+  w->w = nnft_alloc(bytes[4]);
+  w->bias = nnft_alloc(bytes[5]);
+  w->amp = nnft_alloc(bytes[6]);
+  w->F = nnft_alloc(bytes[7]);
+  w->st = nnft_alloc(sizeof(ens_stream));
+  if (!w->xt || !w->xsq || !w->za || !w->zb || !w->w || !w->bias || !w->amp || !w->F ||
+      !w->st) {
+    ws_free(w);
+    return NNFT_ENOMEM;
+  }
+  for (size_t k = 0; k < sh->n; k++) {
+    double s2 = 0;
+    for (size_t c = 0; c < sh->d; c++) {
+      double v = NNFT_AT(X, k, c);
+      w->xt[c + k * sh->d] = v;
+      s2 += v * v;
+    }
+    w->xsq[k] = s2;
+  }
+  for (size_t i = 0; i < a->layer[0].fan_out; i++) w->amp[i] = 1;
+  return NNFT_OK;
+}
+
+nnft_status nnft_ens_run(const nnft_arch *a, const nnft_mat *X, uint64_t seed, size_t E,
+                         size_t chunk, const size_t *bounds, size_t nchunks, int threads,
+                         const nnft_ens_consumer *c) {
+  nnft_status s = nnft_ens_check(a, X);
+  if (s) return s;
+  if (!c || !c->chunk) return NNFT_EDOM;
+  size_t maxchunk = 0;
+  if (bounds) {
+    if (nchunks == 0) return NNFT_EDOM;
+    for (size_t q = 0; q < nchunks; q++) {
+      if (bounds[q + 1] <= bounds[q]) return NNFT_EDOM;
+      if (bounds[q + 1] - bounds[q] > maxchunk) maxchunk = bounds[q + 1] - bounds[q];
+    }
+  } else {
+    if (E == 0 || chunk == 0) return NNFT_EDOM;
+    nchunks = E / chunk + (E % chunk != 0);
+    maxchunk = chunk < E ? chunk : E;
+  }
+  if (threads < 1) threads = 1;
+  if ((size_t)threads > nchunks) threads = (int)nchunks;
+
+  ens_shape sh;
+  shape_of(a, X, maxchunk, &sh);
+  ens_ws *ws = nnft_alloc((size_t)threads * sizeof *ws);
+  if (!ws) return NNFT_ENOMEM;
+  memset(ws, 0, (size_t)threads * sizeof *ws);
+  for (int t = 0; t < threads && !s; t++) s = ws_alloc(a, X, &sh, &ws[t]);
+  if (s) {
+    for (int t = 0; t < threads; t++) ws_free(&ws[t]);
+    nnft_free(ws);
+    return s;
+  }
+  nnft_rng root;
+  nnft_rng_init(&root, seed);
+
+  int failed = 0;
+  nnft_status first_err = NNFT_OK;
+  long long nch = (long long)nchunks;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) ordered
+#endif
+  for (long long q = 0; q < nch; q++) {
+    int tid = 0;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#endif
+    ens_ws *w = &ws[tid];
+    size_t lo, hi;
+    if (bounds) {
+      lo = bounds[q];
+      hi = bounds[q + 1];
+    } else {
+      lo = (size_t)q * chunk;
+      hi = lo + chunk < E ? lo + chunk : E;
+    }
+    size_t m = hi - lo;
+    nnft_status st = NNFT_OK;
+    int stop;
+#ifdef _OPENMP
+#pragma omp atomic read
+#endif
+    stop = failed;
+    if (stop || nnft_interrupted()) st = NNFT_EINTR; /* an earlier error ends the run */
+    for (size_t e = lo; e < hi && !st; e++) {
+      st = stream_init(w->st, &root, e);
+      if (!st) forward(a, &sh, w, w->F + (e - lo), m);
+    }
+    if (!st) {
+      nnft_mat F = {m, X->rows, m, w->F, 0};
+      st = c->chunk(c->ctx, tid, lo, &F);
+    }
+#ifdef _OPENMP
+#pragma omp ordered
+#endif
+    {
+      if (!st && !failed && c->merge) st = c->merge(c->ctx, tid, lo, m);
+      if (st && !failed) {
+        first_err = st;
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+        failed = 1;
+      }
+    }
+  }
+  for (int t = 0; t < threads; t++) ws_free(&ws[t]);
+  nnft_free(ws);
+  return failed ? first_err : NNFT_OK;
+}
+
+/* ---- outputs into a matrix ---- */
+
+typedef struct out_ctx {
+  nnft_mat *F;
+  size_t e0;
+} out_ctx;
+
+static nnft_status out_chunk(void *ctx, int tid, size_t e0, const nnft_mat *F) {
+  out_ctx *o = ctx;
+  (void)tid;
+  for (size_t k = 0; k < F->cols; k++)
+    memcpy(o->F->data + (e0 - o->e0) + k * o->F->ld, F->data + k * F->ld,
+           F->rows * sizeof(double));
+  return NNFT_OK;
+}
+
+nnft_status nnft_ens_outputs(const nnft_arch *a, const nnft_mat *X, uint64_t seed, size_t e0,
+                             size_t chunk, int threads, nnft_mat *F) {
+  nnft_status s = nnft_ens_check(a, X);
+  if (s) return s;
+  if (!F || F->rows == 0 || F->cols != X->rows) return NNFT_EDIM;
+  if (chunk == 0) return NNFT_EDOM;
+  if (F->rows > SIZE_MAX - e0) return NNFT_EOVERFLOW;
+  size_t E = F->rows, nch = E / chunk + (E % chunk != 0);
+  size_t *b = nnft_alloc((nch + 1) * sizeof *b);
+  if (!b) return NNFT_ENOMEM;
+  for (size_t q = 0; q < nch; q++) b[q] = e0 + q * chunk;
+  b[nch] = e0 + E;
+  out_ctx o = {F, e0};
+  nnft_ens_consumer c = {&o, out_chunk, NULL};
+  s = nnft_ens_run(a, X, seed, E, chunk, b, nch, threads, &c);
+  nnft_free(b);
+  return s;
+}
+
+/* ---- the parameters of one network ---- */
+
+nnft_status nnft_ens_params(const nnft_arch *a, uint64_t seed, size_t e, double *theta) {
+  nnft_status s = nnft_arch_check(a);
+  if (s) return s;
+  size_t w_off[NNFT_MAX_LAYERS], b_off[NNFT_MAX_LAYERS];
+  nnft_arch_offsets(a, w_off, b_off);
+  ens_stream *st = nnft_alloc(sizeof *st);
+  if (!st) return NNFT_ENOMEM;
+  nnft_rng root;
+  nnft_rng_init(&root, seed);
+  s = stream_init(st, &root, e);
+  const int ntk = a->param == NNFT_PARAM_NTK;
+  for (size_t l = 0; l < a->nlayers && !s; l++) {
+    const nnft_layer *Ly = &a->layer[l];
+    double *W = theta + w_off[l];
+    size_t fo = Ly->fan_out, fi = Ly->fan_in;
+    if (a->is_cosnet && l == 0 && a->freq == NNFT_FREQ_BALL)
+      draw_ball(st, a->radius, fo, fi, W);
+    else
+      draw_param(st, W, fo * fi, Ly->mean_w, Ly->sigma_w / sqrt((double)fi), ntk, 1);
+    if (!Ly->has_bias) continue;
+    if (a->is_cosnet && l == 0) {
+      for (size_t i = 0; i < fo; i++)
+        theta[b_off[l] + i] = ENS_PI * (2.0 * scalar_uniform(st) - 1.0);
+    } else {
+      draw_param(st, theta + b_off[l], fo, Ly->mean_b, Ly->sigma_b, ntk, 1);
+    }
+  }
+  nnft_free(st);
+  return s;
+}

@@ -1,0 +1,96 @@
+/* nnft_ensemble: streamed ensembles of independently initialised networks (physics.md §1, §3;
+ * DESIGN.md §5). E networks of one architecture are evaluated at n inputs without ever holding
+ * more than one chunk of them: the sampler draws each network's parameters, evaluates it, and
+ * hands each chunk's outputs (m networks x n inputs) to a consumer (correlator accumulators,
+ * histograms, an output matrix).
+ *
+ * Reproducibility contract. Network e (0-based) of seed s depends only on (s, e): its parameters
+ * come from its own generator G_e, seeded from the Philox substream e of nnft_rng_init(s) (the
+ * first 36 64-bit words of that substream: 32 for the eight lanes of the normal stream, 4 for
+ * the scalar stream). So the results are bit-identical for any thread count and chunk size.
+ *   - Normal stream: eight interleaved xoshiro256++ generators (Blackman & Vigna 2018); step t
+ *     of lane l is raw word 8t + l. Words are turned into standard normals by the 256-layer
+ *     ziggurat of nnft_rng (same tables, same fast-path formula x = j w[i]), 256 at a time; a
+ *     word rejected by the fast path is resolved, in buffer order, by the ziggurat's tail and
+ *     wedge steps drawing from the scalar stream. Consumed in order as one sequence.
+ *   - Scalar stream: one xoshiro256++ generator for uniforms (53 bits, [0, 1)): cos-net phases
+ *     and ball radii, and the ziggurat's rare slow path.
+ * Parameters are drawn layer by layer: W^l in column-major order (fan_out x fan_in; W^1's column
+ * c holds the weights of input coordinate c), then b^l. A weight or bias whose standard deviation
+ * is 0 is its mean and draws nothing (a ReLU net with σ_b = 0 draws no biases). Standard
+ * parameterisation: W = mean_w + (σ_w/sqrt(fan_in)) z; NTK: W = (σ_w/sqrt(fan_in)) (mean_w + z)
+ * (the forward pass of the same function); b = mean_b + σ_b z.
+ * Cos-nets (nnft_arch.is_cosnet): frequencies of layer 1 are Gaussian as above or, for
+ * NNFT_FREQ_BALL, uniform in the d-ball of radius R (per neuron: d normals from the normal
+ * stream for the direction, redrawn while all zero, then radius R U^{1/d} with U from the scalar
+ * stream); phases are uniform on [-π, π) from the scalar stream (N draws, after the
+ * frequencies); the readout a ~ N(0, σ_a²/N) is multiplied by A(b_i) = C/sqrt(|b_i|² + m²)
+ * when nnft_arch.amplitude is set (physics.md §1.3).
+ * Gauss-net (NNFT_ACT_GAUSSNET): h = exp(z − σ_b² − σ_w²|x|²/d), the input-dependent
+ * normalisation of physics.md §1.2 written as one exponential.
+ *
+ * Threads: OpenMP over chunks; per-chunk work is independent, and the consumer's merge step runs
+ * in chunk order (an ordered region), so any consumer whose merge is deterministic gives
+ * thread-independent results. No BLAS is called inside the parallel region. */
+#ifndef NNFT_ENSEMBLE_H
+#define NNFT_ENSEMBLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nnft_arch.h"
+#include "nnft_mat.h"
+#include "nnft_status.h"
+
+#define NNFT_ENS_CHUNK 256 /* default networks per chunk */
+
+/* What the sampler hands each chunk to. Both callbacks must not raise (they are core code) and
+ * return NNFT_OK or an error status that stops the run.
+ *   chunk(ctx, tid, e0, F): in parallel; F (m x n, column-major, network index fastest) holds
+ *     the outputs of networks e0 .. e0+m-1 at the n inputs; valid only during the call. tid is
+ *     the thread number in [0, threads) (for per-thread state prepared by the caller).
+ *   merge(ctx, tid, e0, m): called after chunk() for the same (tid, e0), strictly in increasing
+ *     e0 order (serialised): fold thread tid's partial result into the total. May be NULL. */
+typedef struct nnft_ens_consumer {
+  void *ctx;
+  nnft_status (*chunk)(void *ctx, int tid, size_t e0, const nnft_mat *F);
+  nnft_status (*merge)(void *ctx, int tid, size_t e0, size_t m);
+} nnft_ens_consumer;
+
+/* The thread count a run with `requested` threads uses: requested if >= 1, else
+ * omp_get_max_threads(); 1 without OpenMP, and 1 for architectures with a custom activation
+ * (user callbacks are not assumed to be thread-safe). Prepare per-thread consumer state for
+ * this many threads. */
+int nnft_ens_threads(const nnft_arch *a, int requested);
+
+/* Check that X (n x d_in, n >= 1) can be fed to a: NNFT_EDIM if X's column count differs from
+ * d_in or X is empty, NNFT_ENONFINITE if X has NaN or Inf, and nnft_arch_check's status. */
+nnft_status nnft_ens_check(const nnft_arch *a, const nnft_mat *X);
+
+/* Run the networks e = bounds[0] .. bounds[nchunks]-1 of seed `seed` at the inputs X (rows are
+ * points), chunk c being networks bounds[c] .. bounds[c+1]-1 (bounds strictly increasing,
+ * nchunks >= 1), on `threads` threads (as returned by nnft_ens_threads), feeding every chunk to
+ * the consumer. With bounds = NULL the chunks are [0, E) cut every `chunk` networks (E >= 1,
+ * chunk >= 1; nchunks is ignored). Work space per thread: one chunk of outputs (m x n) plus two
+ * layer activations (width x n) and a few KiB, allocated here. Polls the interrupt flag per
+ * chunk (NNFT_EINTR). Errors: nnft_ens_check's, NNFT_EDOM for bad bounds or E = 0, NNFT_ENOMEM,
+ * NNFT_EOVERFLOW, or the first error a consumer returned. Cost per network: one normal per
+ * random parameter plus a forward pass, O(P n). */
+nnft_status nnft_ens_run(const nnft_arch *a, const nnft_mat *X, uint64_t seed, size_t E,
+                         size_t chunk, const size_t *bounds, size_t nchunks, int threads,
+                         const nnft_ens_consumer *c);
+
+/* The outputs of networks e0 .. e0 + F->rows - 1 at X into F (rows x n): nnft_ens_run with a
+ * consumer that copies (one thread per chunk, `threads` as for nnft_ens_threads). */
+nnft_status nnft_ens_outputs(const nnft_arch *a, const nnft_mat *X, uint64_t seed, size_t e0,
+                             size_t chunk, int threads, nnft_mat *F);
+
+/* The parameters of network e of seed `seed` as they are drawn (see the contract above), in the
+ * flat layout of nnft_arch_offsets (each layer's W column-major, then its bias): for the
+ * standard parameterisation the weights as used, for NTK the raw N(mean_w, 1) weights that the
+ * forward pass scales by σ_w/sqrt(fan_in). Cos-net phases are layer 1's bias; the amplitude
+ * A(b) is not a parameter and is not applied. theta has room for nnft_arch_nparams values.
+ * Lets a single network of an ensemble be rebuilt and trained. O(P). */
+nnft_status nnft_ens_params(const nnft_arch *a, uint64_t seed, size_t e, double *theta);
+
+#endif

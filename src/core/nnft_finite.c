@@ -494,12 +494,17 @@ static double mlp_moment(fin_ws *w, const nnft_mat *X, const size_t *idx, size_t
   double k[MAXN * MAXN];
   covariance(a, X, idx, n, k);
   if (f == NNFT_ACT_EXP || f == NNFT_ACT_GAUSSNET) {
-    double s = 0.0, diag = 0.0;
+    /* gauss-net: h(x) = e^u / e^{σ_b² + σ_w² |x|²/d} with the layer's σ_b even without a bias,
+     * as the sampler and nnft_net apply it (physics.md §1.2) */
+    const nnft_layer *l0 = &a->layer[0];
+    double s = 0.0, shift = 0.0;
     for (size_t i = 0; i < n; i++) {
-      diag += k[i + i * n];
+      double xx = 0.0;
+      for (size_t c = 0; c < X->cols; c++) xx += NNFT_AT(X, idx[i], c) * NNFT_AT(X, idx[i], c);
+      shift += l0->sigma_b * l0->sigma_b + l0->sigma_w * l0->sigma_w * xx / (double)a->d_in;
       for (size_t j = 0; j < n; j++) s += k[i + j * n];
     }
-    return exp(0.5 * s - (f == NNFT_ACT_GAUSSNET ? diag : 0.0));
+    return exp(0.5 * s - (f == NNFT_ACT_GAUSSNET ? shift : 0.0));
   }
   double ev[MAXN], V[MAXN * MAXN], kc[MAXN * MAXN], kmax = 0.0;
   memcpy(kc, k, n * n * sizeof(double));

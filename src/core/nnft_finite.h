@@ -13,7 +13,9 @@
  * M_n is computed on the rank-r factor u = L z, z ~ N(0, I_r), L = V_r Λ_r^{1/2} from the
  * eigendecomposition of the n x n covariance (eigenvalues below 1e-13 λ_max count as zero):
  *  - exp:        M_n = exp(½ Σ_ij k_ij)                                  (closed form)
- *  - gauss-net:  M_n = exp(½ Σ_ij k_ij − Σ_j k_jj)   (h = e^u / sqrt(e^{2 k(x,x)}), physics §1.2)
+ *  - gauss-net:  M_n = exp(½ Σ_ij k_ij − Σ_j s_j), h = e^u / sqrt(e^{2 s(x)}) with
+ *                s(x) = σ_b0² + σ_w0² |x|²/d (physics §1.2; σ_b0 of the layer even when it has no
+ *                bias, as the sampler normalises), so that with a bias M2 = e^{−σ_w0²|x−x'|²/(2d)}
  *  - relu, step: positively homogeneous of degree p (p = n, 0): in polar coordinates z = ρω the
  *                radial integral is Γ-function exact, and the angular integral over the sphere
  *                S^{r−1} is split at the kinks (the great circles a_j·ω = 0) into pieces on which

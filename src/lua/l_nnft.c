@@ -13,5 +13,6 @@ int luaopen_nnft_core(lua_State *L) {
   l_open_sys(L);
   l_open_io(L);
   l_open_arch(L);
+  l_open_finite(L);
   return 1;
 }

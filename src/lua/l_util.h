@@ -11,6 +11,7 @@
 
 #include "nnft_arch.h"
 #include "nnft_mat.h"
+#include "nnft_net.h"
 #include "nnft_status.h"
 
 #define L_MAT_NAME "nnft.Mat"
@@ -47,6 +48,15 @@ const nnft_arch *l_checkarch(lua_State *L, int idx);
  * raised (or returned a non-number) during the last core call; clears the record. No-op for
  * built-in activations. */
 void l_arch_check_custom(lua_State *L, int idx, const char *fname);
+/* The network of the Net at idx (type error if not a Net, argument error if released); binds
+ * its architecture's Lua activation to L like l_checkarch (then call l_net_check_custom after
+ * the core returns). The pointer stays valid while the userdata lives and is not released. */
+nnft_net *l_checknet(lua_State *L, int idx);
+void l_net_check_custom(lua_State *L, int idx, const char *fname);
+/* Add methods to the Arch / Net method tables from another binding file (arch:kernel(), ...);
+ * works whatever the order of the openers. */
+void l_arch_add_methods(lua_State *L, const luaL_Reg *methods);
+void l_net_add_methods(lua_State *L, const luaL_Reg *methods);
 
 /* ---- checks ---- */
 

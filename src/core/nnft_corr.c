@@ -208,6 +208,12 @@ void nnft_corr_acc_chunks(const nnft_corr_acc *acc, size_t chunk, size_t *bounds
   *nchunks = c;
 }
 
+void nnft_corr_acc_shape(const nnft_corr_acc *acc, size_t *n, size_t *E, size_t *B) {
+  if (n) *n = acc->n;
+  if (E) *E = acc->E;
+  if (B) *B = acc->B;
+}
+
 size_t nnft_corr_acc_count(const nnft_corr_acc *acc) {
   return acc->bstart[acc->next_block];
 }

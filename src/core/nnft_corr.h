@@ -83,6 +83,8 @@ nnft_status nnft_corr_acc_add(nnft_corr_acc *acc, size_t e0, const nnft_mat *F);
 
 /* Number of networks merged so far (E when complete). */
 size_t nnft_corr_acc_count(const nnft_corr_acc *acc);
+/* The accumulator's n, E and number of bags. */
+void nnft_corr_acc_shape(const nnft_corr_acc *acc, size_t *n, size_t *E, size_t *B);
 
 /* Results for order k (one of the accumulator's orders, NNFT_EDOM otherwise), for the
  * count = C(n+k-1, k) tuples: mean over all E networks, the B bag means (bagmeans is B x count,

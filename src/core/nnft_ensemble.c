@@ -678,6 +678,139 @@ nnft_status nnft_ens_outputs(const nnft_arch *a, const nnft_mat *X, uint64_t see
   return s;
 }
 
+/* ---- correlators ---- */
+
+typedef struct corr_ctx {
+  const nnft_corr_acc *cacc;
+  nnft_corr_acc *acc;
+  nnft_corr_part **parts;
+} corr_ctx;
+
+static nnft_status corr_chunk(void *ctx, int tid, size_t e0, const nnft_mat *F) {
+  corr_ctx *c = ctx;
+  return nnft_corr_part_compute(c->cacc, e0, F, c->parts[tid]);
+}
+
+static nnft_status corr_merge(void *ctx, int tid, size_t e0, size_t m) {
+  corr_ctx *c = ctx;
+  (void)e0;
+  (void)m;
+  return nnft_corr_part_merge(c->acc, c->parts[tid]);
+}
+
+nnft_status nnft_ens_correlators(const nnft_arch *a, const nnft_mat *X, uint64_t seed,
+                                 size_t chunk, int threads, nnft_corr_acc *acc) {
+  nnft_status s = nnft_ens_check(a, X);
+  if (s) return s;
+  size_t n, E, B;
+  nnft_corr_acc_shape(acc, &n, &E, &B);
+  if (n != X->rows || nnft_corr_acc_count(acc) != 0 || chunk == 0) return NNFT_EDOM;
+  size_t nb = nnft_corr_acc_nblocks(acc), nch;
+  size_t *bounds = nnft_alloc((nb + 1) * sizeof *bounds);
+  if (!bounds) return NNFT_ENOMEM;
+  nnft_corr_acc_chunks(acc, chunk, bounds, &nch);
+  if (threads < 1) threads = 1;
+  if ((size_t)threads > nch) threads = (int)nch;
+  nnft_corr_part **parts = nnft_alloc((size_t)threads * sizeof *parts);
+  if (!parts) {
+    nnft_free(bounds);
+    return NNFT_ENOMEM;
+  }
+  for (int t = 0; t < threads; t++) parts[t] = NULL;
+  for (int t = 0; t < threads && !s; t++) s = nnft_corr_part_alloc(acc, chunk, &parts[t]);
+  if (!s) {
+    corr_ctx c = {acc, acc, parts};
+    nnft_ens_consumer con = {&c, corr_chunk, corr_merge};
+    s = nnft_ens_run(a, X, seed, E, chunk, bounds, nch, threads, &con);
+  }
+  for (int t = 0; t < threads; t++) nnft_corr_part_free(parts[t]);
+  nnft_free(parts);
+  nnft_free(bounds);
+  return s;
+}
+
+/* ---- histograms and ranges ---- */
+
+typedef struct hist_ctx {
+  nnft_corr_hist *h; /* one per thread */
+} hist_ctx;
+
+static nnft_status hist_chunk(void *ctx, int tid, size_t e0, const nnft_mat *F) {
+  hist_ctx *c = ctx;
+  (void)e0;
+  return nnft_corr_hist_add(&c->h[tid], F, NULL);
+}
+
+nnft_status nnft_ens_histogram(const nnft_arch *a, const nnft_mat *X, uint64_t seed, size_t E,
+                               size_t chunk, int threads, nnft_corr_hist *h) {
+  nnft_status s = nnft_ens_check(a, X);
+  if (s) return s;
+  if (h->ncols != X->rows) return NNFT_EDIM;
+  if (E == 0 || chunk == 0) return NNFT_EDOM;
+  if (threads < 1) threads = 1;
+  nnft_corr_hist *hs = nnft_alloc((size_t)threads * sizeof *hs);
+  if (!hs) return NNFT_ENOMEM;
+  memset(hs, 0, (size_t)threads * sizeof *hs);
+  for (int t = 0; t < threads && !s; t++)
+    s = nnft_corr_hist_alloc(h->bins, h->ncols, h->lo, h->hi, &hs[t]);
+  if (!s) {
+    hist_ctx c = {hs};
+    nnft_ens_consumer con = {&c, hist_chunk, NULL};
+    s = nnft_ens_run(a, X, seed, E, chunk, NULL, 0, threads, &con);
+  }
+  for (int t = 0; t < threads && !s; t++) s = nnft_corr_hist_merge(h, &hs[t]);
+  for (int t = 0; t < threads; t++) nnft_corr_hist_free(&hs[t]);
+  nnft_free(hs);
+  return s;
+}
+
+typedef struct range_ctx {
+  size_t n;
+  double *lo, *hi; /* threads x n */
+} range_ctx;
+
+static nnft_status range_chunk(void *ctx, int tid, size_t e0, const nnft_mat *F) {
+  range_ctx *c = ctx;
+  (void)e0;
+  double *lo = c->lo + (size_t)tid * c->n, *hi = c->hi + (size_t)tid * c->n;
+  for (size_t k = 0; k < F->cols; k++)
+    for (size_t r = 0; r < F->rows; r++) {
+      double v = F->data[r + k * F->ld];
+      if (v < lo[k] || isnan(lo[k])) lo[k] = v; /* NaN v never replaces a number */
+      if (v > hi[k] || isnan(hi[k])) hi[k] = v;
+    }
+  return NNFT_OK;
+}
+
+nnft_status nnft_ens_range(const nnft_arch *a, const nnft_mat *X, uint64_t seed, size_t E,
+                           size_t chunk, int threads, double *lo, double *hi) {
+  nnft_status s = nnft_ens_check(a, X);
+  if (s) return s;
+  if (E == 0 || chunk == 0) return NNFT_EDOM;
+  if (threads < 1) threads = 1;
+  size_t n = X->rows, tn;
+  if (nnft_size_mul(n, (size_t)threads, &tn) || nnft_size_mul(tn, 2 * sizeof(double), &tn))
+    return NNFT_EOVERFLOW;
+  double *buf = nnft_alloc(tn);
+  if (!buf) return NNFT_ENOMEM;
+  range_ctx c = {n, buf, buf + n * (size_t)threads};
+  for (size_t i = 0; i < 2 * n * (size_t)threads; i++) buf[i] = NAN;
+  nnft_ens_consumer con = {&c, range_chunk, NULL};
+  s = nnft_ens_run(a, X, seed, E, chunk, NULL, 0, threads, &con);
+  if (!s) {
+    for (size_t k = 0; k < n; k++) {
+      lo[k] = hi[k] = NAN;
+      for (int t = 0; t < threads; t++) {
+        double l = c.lo[(size_t)t * n + k], h = c.hi[(size_t)t * n + k];
+        if (!isnan(l) && (isnan(lo[k]) || l < lo[k])) lo[k] = l;
+        if (!isnan(h) && (isnan(hi[k]) || h > hi[k])) hi[k] = h;
+      }
+    }
+  }
+  nnft_free(buf);
+  return s;
+}
+
 /* ---- the parameters of one network ---- */
 
 nnft_status nnft_ens_params(const nnft_arch *a, uint64_t seed, size_t e, double *theta) {

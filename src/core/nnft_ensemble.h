@@ -39,6 +39,7 @@
 #include <stdint.h>
 
 #include "nnft_arch.h"
+#include "nnft_corr.h"
 #include "nnft_mat.h"
 #include "nnft_status.h"
 
@@ -84,6 +85,24 @@ nnft_status nnft_ens_run(const nnft_arch *a, const nnft_mat *X, uint64_t seed, s
  * consumer that copies (one thread per chunk, `threads` as for nnft_ens_threads). */
 nnft_status nnft_ens_outputs(const nnft_arch *a, const nnft_mat *X, uint64_t seed, size_t e0,
                              size_t chunk, int threads, nnft_mat *F);
+
+/* Correlators of networks 0 .. E-1 (E and the bags as acc was made for, n = X->rows) into the
+ * empty accumulator acc: the sampler with chunks of whole blocks (nnft_corr_acc_chunks) and one
+ * nnft_corr_part per thread, merged in order. Results depend on (arch, X, seed, E, bags) only.
+ * NNFT_EDOM if acc is not empty or its n differs from X->rows. */
+nnft_status nnft_ens_correlators(const nnft_arch *a, const nnft_mat *X, uint64_t seed,
+                                 size_t chunk, int threads, nnft_corr_acc *acc);
+
+/* Histograms of the outputs of networks 0 .. E-1 at the inputs X into h (h->ncols = X->rows;
+ * h set up by nnft_corr_hist_alloc, counts added to what it holds). Per-thread histograms,
+ * merged at the end (integer counts: thread-independent). */
+nnft_status nnft_ens_histogram(const nnft_arch *a, const nnft_mat *X, uint64_t seed, size_t E,
+                               size_t chunk, int threads, nnft_corr_hist *h);
+
+/* lo[k], hi[k] = the smallest and largest output at input k over networks 0 .. E-1 (NaN outputs
+ * ignored; NaN if all are). */
+nnft_status nnft_ens_range(const nnft_arch *a, const nnft_mat *X, uint64_t seed, size_t E,
+                           size_t chunk, int threads, double *lo, double *hi);
 
 /* The parameters of network e of seed `seed` as they are drawn (see the contract above), in the
  * flat layout of nnft_arch_offsets (each layer's W column-major, then its bias): for the

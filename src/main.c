@@ -611,36 +611,48 @@ static void on_rl_line(char *line) {
   rl_callback_handler_remove();
 }
 
-/* Read one line with readline's callback interface, so that Ctrl-C (a signal interrupting
- * select) abandons the line and gives a fresh prompt, as shells do. Returns 1 with *out malloc'd,
- * 0 on EOF, -1 when Ctrl-C abandoned the line. */
+/* Read one line with readline's callback interface, so that Ctrl-C (a signal interrupting the
+ * wait for input) abandons the line and gives a fresh prompt, as shells do. SIGINT is blocked
+ * except inside pselect, so a Ctrl-C that arrives while readline processes a key is seen at the
+ * next wait rather than lost. Returns 1 with *out malloc'd, 0 on EOF, -1 when Ctrl-C abandoned
+ * the line. */
 static int read_tty(const char *prompt, char **out) {
   int fd = fileno(rl_instream ? rl_instream : stdin);
+  int result = 1;
+  sigset_t block, orig;
+  sigemptyset(&block);
+  sigaddset(&block, SIGINT);
+  sigprocmask(SIG_BLOCK, &block, &orig);
   rl_line = NULL;
   rl_line_done = 0;
   prompt_sigint = 0;
   rl_callback_handler_install(prompt, on_rl_line);
   while (!rl_line_done) {
+    if (prompt_sigint) {
+      prompt_sigint = 0;
+      rl_free_line_state();
+      rl_callback_sigcleanup();
+      rl_replace_line("", 0);
+      rl_callback_handler_remove();
+      fputs("^C\n", stdout);
+      fflush(stdout);
+      result = -1;
+      break;
+    }
     fd_set fds;
     FD_ZERO(&fds);
     FD_SET(fd, &fds);
-    int r = select(fd + 1, &fds, NULL, NULL, NULL);
+    int r = pselect(fd + 1, &fds, NULL, NULL, NULL, &orig);
     if (r < 0) {
-      if (errno != EINTR) { rl_callback_handler_remove(); return 0; }
-      if (prompt_sigint) {
-        prompt_sigint = 0;
-        rl_free_line_state();
-        rl_callback_sigcleanup();
-        rl_replace_line("", 0);
-        rl_callback_handler_remove();
-        fputs("^C\n", stdout);
-        fflush(stdout);
-        return -1;
-      }
-      continue;
+      if (errno == EINTR) continue;
+      rl_callback_handler_remove();
+      result = 0;
+      break;
     }
     rl_callback_read_char();
   }
+  sigprocmask(SIG_SETMASK, &orig, NULL);
+  if (result != 1) return result;
   if (!rl_line) return 0;
   *out = rl_line;
   return 1;
@@ -654,6 +666,11 @@ static int read_plain(char **out) {
   if (!buf) return 0;
   prompt_sigint = 0;
   for (;;) {
+    if (prompt_sigint) { /* Ctrl-C between two reads */
+      prompt_sigint = 0;
+      free(buf);
+      return -1;
+    }
     int c = getc(stdin);
     if (c == EOF) {
       if (ferror(stdin) && errno == EINTR) {

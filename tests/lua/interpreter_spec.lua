@@ -434,8 +434,8 @@ kill $dog 2>/dev/null
       keys(q("function g(x)"), "Enter", q("return x + 1"), "Enter", q("end"), "Enter", q("g(100)"), "Enter")
       assert.truthy(wait_for("\n101\n"), screen())
       -- Ctrl-C cancels a running loop; the session goes on
-      keys(q("while true do end"), "Enter")
-      os.execute("sleep 0.3")
+      keys(q("io.write('loop', 'ing\\n') io.stdout:flush() while true do end"), "Enter")
+      assert.truthy(wait_for("\nlooping\n"), screen())
       keys("C-c")
       assert.truthy(wait_for("interrupted"), screen())
       keys(q("print('alive' .. 1)"), "Enter")

@@ -16,11 +16,12 @@
 #define ARC_NODES_DEFAULT 32
 #define TRAP_Z 9.0         /* trapezoid rule on [-Z, Z] per dimension */
 #define TRAP_MAX 1025      /* largest adaptive trapezoid grid per dimension */
-/* trapezoid step in units of 1/a_max for rank r = 1..3 (~1e-15 for erf at r <= 2, ~1e-10 at 3) */
-static const double trap_h[4] = {0.0, 0.3, 0.3, 0.4};
+/* trapezoid step in units of 1/a_max for rank r = 1..6: ~1e-15 for erf at r <= 3, coarser
+ * (and cheaper: the node count grows like (18 a / h)^r) for r = 4..6 */
+static const double trap_h[MAXN + 1] = {0.0, 0.3, 0.3, 0.4, 0.5, 0.7, 0.9};
 
 /* Default Gauss–Hermite nodes per dimension for rank r = 1..6. */
-static const size_t gh_default[MAXN + 1] = {0, 64, 40, 20, 12, 8, 6}; /* r >= 4 or method GH */
+static const size_t gh_default[MAXN + 1] = {0, 64, 40, 20, 16, 10, 8}; /* kinks at r >= 4, or method GH */
 
 nnft_finite_opts nnft_finite_defaults(void) {
   nnft_finite_opts o = {0, 0, NNFT_FINITE_AUTO};
@@ -531,9 +532,9 @@ static double mlp_moment(fin_ws *w, const nnft_mat *X, const size_t *idx, size_t
   }
   int intr = 0;
   double m;
-  if (w->o.method == NNFT_FINITE_GH || r > 3) m = gh_moment(w, L, n, r, &intr);
-  else if (f == NNFT_ACT_RELU || f == NNFT_ACT_STEP)
-    m = polar_moment(w, L, n, r, f == NNFT_ACT_RELU ? (double)n : 0.0);
+  int kinked = f == NNFT_ACT_RELU || f == NNFT_ACT_STEP;
+  if (w->o.method == NNFT_FINITE_GH || (kinked && r > 3)) m = gh_moment(w, L, n, r, &intr);
+  else if (kinked) m = polar_moment(w, L, n, r, f == NNFT_ACT_RELU ? (double)n : 0.0);
   else {
     double amax = 0.0;
     for (size_t j = 0; j < n; j++)

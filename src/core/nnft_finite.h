@@ -22,21 +22,25 @@
  *                the integrand is a trigonometric polynomial: r = 1 two points, r = 2 arcs with
  *                Gauss–Legendre, r = 3 an outer θ integral split at every tangency and crossing
  *                of the kink circles (quadratically clustered Gauss–Legendre) times inner φ arcs.
- *                Accuracy ~1e-14 (r <= 2) and ~1e-10 (r = 3) relative. r >= 4 falls back to
- *                Gauss–Hermite (slow, algebraic convergence on kinks: ~1e-3 relative).
+ *                Accuracy ~1e-15 relative (measured, r <= 3). r >= 4 falls back to
+ *                Gauss–Hermite with 16, 10, 8 nodes per dimension for r = 4, 5, 6 (algebraic
+ *                convergence on the kinks: ~1e-3 relative).
  *  - any other activation (erf, tanh, gelu, sigmoid, softplus, sin, cos, linear, custom):
- *      r <= 3:   tensor trapezoid rule on [−9, 9]^r pruned to the ball |z| <= 9, step
- *                h = 0.3/a (r <= 2) or 0.4/a (r = 3), a = max(1, max_j sqrt(k_jj)) (at most 1025
- *                nodes per dimension). For Gaussian-weighted entire integrands the trapezoid rule
- *                converges exponentially in 1/h² (Trefethen & Weideman 2014); with the step tied
- *                to the activation's scale 1/a it reaches ~1e-15 for erf and tanh at r <= 2
- *                whatever σ_w |x|, ~1e-10 at r = 3. Gauss–Hermite with q nodes resolves z = 0 only
- *                to π/sqrt(2q) and needs q ≈ 128 for 1e-14 on erf(1.4 z) (measured: q = 40 gives
- *                7e-6); it is kept for r >= 4 and for comparisons (method GH).
- *      r >= 4:   tensor-product Gauss–Hermite, q = 12, 8, 6 nodes per dimension for r = 4, 5, 6.
- *    Cost: n × (nodes per dimension)^r activation evaluations per tuple (×π/4 and ×π/6 for the
- *    pruned trapezoid at r = 2, 3): about 6000 n at r = 2 for a <= 1.4, 130000 n at r = 3.
- *    opts.order fixes the nodes per dimension of whichever tensor rule is used.
+ *                tensor trapezoid rule on [−9, 9]^r pruned to the ball |z| <= 9, step
+ *                h = c_r / a with a = max(1, max_j sqrt(k_jj)) and c_r = 0.3, 0.3, 0.4, 0.5, 0.7,
+ *                0.9 for r = 1..6 (at most 1025 nodes per dimension). For Gaussian-weighted entire
+ *                integrands the trapezoid rule converges exponentially in 1/h² (Trefethen &
+ *                Weideman, SIAM Rev. 56 (2014) 385); with the step tied to the activation's scale
+ *                1/a it reaches ~1e-15 for erf and gelu at r <= 3 whatever σ_w |x| (tanh, with
+ *                poles at ±iπ/2, ~1e-11 at r = 3), ~1e-7 at r = 4. Gauss–Hermite with q nodes
+ *                resolves z = 0 only to π/sqrt(2q): erf(1.4 z) needs q ≈ 128 for 1e-14 (q = 40
+ *                gives 7e-6) and at r = 4 q = 12 is off by 5%; it remains available (method GH).
+ *                The grid stops at |z| = 9: for activations growing exponentially (a custom exp)
+ *                use method GH.
+ *    Cost: n × (nodes per dimension)^r activation evaluations per tuple, times the ball's share of
+ *    the cube (π/4, π/6, π²/32 ... for r = 2, 3, 4): about 6000 n at r = 2 for a <= 1.4,
+ *    1.3e5 n at r = 3, 1.5e6 n at r = 4. opts.order fixes the nodes per dimension of whichever
+ *    tensor rule is used.
  *  - cos-nets (arch->is_cosnet: h = A(b) cos(b·x + c), c ~ U[−π,π]): with
  *    g_n(v) = E_b[A(b)^n cos(b·v)], M_n = 2^{1−n} Σ_{signs s, s_1 = 1, Σ s = 0} g_n(Σ_j s_j x_j)
  *    (3 terms for n = 4, 10 for n = 6; all 2^{n−1} sign patterns when there is no phase).
@@ -67,7 +71,7 @@
 #define NNFT_FINITE_MAX_NODES 150 /* Gauss–Hermite's recurrence overflows beyond ~180 nodes */
 
 typedef enum {
-  NNFT_FINITE_AUTO, /* closed forms, polar quadrature for relu/step, trapezoid, GH for r >= 4 */
+  NNFT_FINITE_AUTO, /* closed forms, polar quadrature for relu/step, trapezoid otherwise */
   NNFT_FINITE_GH    /* Gauss–Hermite for every non-closed-form activation (for comparisons) */
 } nnft_finite_method;
 

@@ -24,7 +24,11 @@ end
 local function data_dir()
   local src = debug.getinfo(1, "S").source:gsub("^@", "")
   local dir = (src:match("^(.*)/lua/[^/]*$") or "tests") .. "/data"
-  if dir:sub(1, 1) ~= "/" then dir = (os.getenv("PWD") or ".") .. "/" .. dir end
+  if dir:sub(1, 1) ~= "/" then
+    local p = assert(io.popen("pwd"))
+    dir = p:read("l") .. "/" .. dir
+    p:close()
+  end
   return dir
 end
 local DATA = data_dir()

@@ -64,7 +64,7 @@ function M.install(opts)
   installed = true
   local resolve = opts.resolve
 
-  -- out=: the last one wins, as with key=value arguments; created now so it can be resolved.
+  -- out=: the last one (nnft.args refuses a repeated key anyway); created now so it resolves.
   local out
   for _, a in ipairs(opts.args or {}) do
     local v = type(a) == "string" and smatch(a, "^out=(.*)$")

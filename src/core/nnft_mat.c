@@ -34,7 +34,8 @@ nnft_status nnft_mat_alloc(size_t rows, size_t cols, nnft_mat *out) {
   int tmp;
   if (nnft_blas_int(rows, &tmp) || nnft_blas_int(cols, &tmp)) return NNFT_EOVERFLOW;
   /* Never attempt a block the machine cannot hold: zero-filling it would touch every page. */
-  if (bytes > nnft_mat_max_bytes()) return NNFT_EOVERFLOW;
+  /* sysconf costs a system call: ask only when the request could matter (> 1 GiB) */
+  if (bytes > ((size_t)1 << 30) && bytes > nnft_mat_max_bytes()) return NNFT_EOVERFLOW;
   double *d = nnft_alloc(bytes);
   if (!d) return NNFT_ENOMEM;
   memset(d, 0, bytes);
@@ -246,6 +247,17 @@ nnft_status nnft_mat_gemm(double alpha, const nnft_mat *a, int trans_a, const nn
   if (k == 0) { /* BLAS leaves C untouched when k = 0 only if beta = 1; make it explicit */
     if (beta == 0.0) nnft_mat_fill(c, 0.0);
     else nnft_mat_scalar_op(NNFT_OP_MUL, c, beta, 0, c);
+    return NNFT_OK;
+  }
+  if (m * n * k <= 4096) { /* tiny products: BLAS's call overhead exceeds the arithmetic */
+    for (size_t j = 0; j < n; j++)
+      for (size_t i = 0; i < m; i++) {
+        double acc = 0.0;
+        for (size_t p = 0; p < k; p++)
+          acc += (trans_a ? NNFT_AT(a, p, i) : NNFT_AT(a, i, p)) *
+                 (trans_b ? NNFT_AT(b, j, p) : NNFT_AT(b, p, j));
+        NNFT_AT(c, i, j) = alpha * acc + (beta == 0.0 ? 0.0 : beta * NNFT_AT(c, i, j));
+      }
     return NNFT_OK;
   }
   if (n == 1 && !trans_b) {

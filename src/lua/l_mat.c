@@ -559,21 +559,26 @@ static int called_as_gc(lua_State *L, int level) {
          strcmp(ar.name, "__gc") == 0 && strcmp(ar.namewhat, "metamethod") == 0;
 }
 
-/* __gc, __close and m:release() share this idempotent release (a second call sees data NULL).
+/* __close and m:release() share this idempotent release (a second call sees data NULL).
  * A finalizer (__gc of any object) can run inside any Lua allocation, e.g. while a binding
  * allocates its result with its inputs already checked; if that finalizer released one of those
  * inputs, the binding would go on to read freed memory. So an explicit release or close that
  * runs inside a finalizer is deferred: the matrix stays valid and is freed when it is itself
- * collected. The matrix's own __gc always frees (it is unreachable, so nothing is using it). */
+ * collected (by m_gc below). */
 static int m_release(lua_State *L) {
   nnft_mat *m = l_testmat(L, 1);
   if (!m || !m->data) return 0;
-  if (!called_as_gc(L, 0)) {
-    lua_Debug ar;
-    for (int level = 1; lua_getstack(L, level, &ar); level++)
-      if (called_as_gc(L, level)) return 0; /* inside a finalizer: defer to collection */
-  }
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); level++)
+    if (called_as_gc(L, level)) return 0; /* inside a finalizer: defer to collection */
   nnft_mat_free(m);
+  return 0;
+}
+
+/* __gc: the matrix is unreachable, so nothing can be using it: free at once (no stack walk). */
+static int m_gc(lua_State *L) {
+  nnft_mat *m = l_testmat(L, 1);
+  if (m) nnft_mat_free(m);
   return 0;
 }
 
@@ -595,7 +600,7 @@ static const luaL_Reg mat_methods[] = {
 static const luaL_Reg mat_meta[] = {
     {"__add", m_add}, {"__sub", m_sub}, {"__mul", m_mul}, {"__div", m_div},
     {"__unm", m_unm}, {"__pow", m_epow}, {"__len", m_len}, {"__tostring", m_tostring},
-    {"__gc", m_release}, {"__close", m_release}, {NULL, NULL}};
+    {"__gc", m_gc}, {"__close", m_release}, {NULL, NULL}};
 
 static const luaL_Reg mat_functions[] = {
     {"zeros", mat_zeros}, {"ones", mat_ones}, {"full", mat_full}, {"eye", mat_eye},

@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,8 +17,25 @@ typedef struct l_mat {
   struct l_mat *root;
 } l_mat;
 
+/* The Mat metatable, cached in the registry under a light-userdata key: looking it up by name
+ * (luaL_testudata) interns a string on every call, which dominates small operations. */
+static const char mat_mt_key = 0;
+
+static void push_mat_metatable(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &mat_mt_key) != LUA_TNIL) return;
+  lua_pop(L, 1);
+  luaL_getmetatable(L, L_MAT_NAME);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &mat_mt_key);
+}
+
 static l_mat *test_lmat(lua_State *L, int idx) {
-  l_mat *u = luaL_testudata(L, idx, L_MAT_NAME);
+  l_mat *u = lua_touserdata(L, idx);
+  if (!u || !lua_getmetatable(L, idx)) return NULL;
+  push_mat_metatable(L);
+  int is_mat = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  if (!is_mat) return NULL;
   if (u && u->root && !u->root->m.data && u->m.data)
     memset(&u->m, 0, sizeof u->m); /* the storage went with its owner: never read it again */
   return u;
@@ -35,14 +53,35 @@ nnft_mat *l_checkmat(lua_State *L, int idx) {
   return &u->m;
 }
 
-static l_mat *push_empty(lua_State *L) {
-  l_mat *u = lua_newuserdatauv(L, sizeof *u, 1);
+/* A new Mat userdata with `extra` bytes after the header (for inline storage). */
+static l_mat *push_userdata(lua_State *L, size_t extra) {
+  l_mat *u = lua_newuserdatauv(L, sizeof *u + extra, 1);
   memset(u, 0, sizeof *u);
-  luaL_setmetatable(L, L_MAT_NAME);
+  push_mat_metatable(L);
+  lua_setmetatable(L, -2);
   return u;
 }
 
+static l_mat *push_empty(lua_State *L) { return push_userdata(L, 0); }
+
+/* Matrices of at most this many bytes live inside their userdata (64-byte aligned within it):
+ * one Lua allocation instead of two, which matters in loops over small matrices. */
+#define L_MAT_INLINE_BYTES 512
+
 nnft_mat *l_newmat(lua_State *L, size_t rows, size_t cols) {
+  if (rows <= L_MAT_INLINE_BYTES / sizeof(double) && cols <= L_MAT_INLINE_BYTES / sizeof(double) &&
+      rows * cols * sizeof(double) <= L_MAT_INLINE_BYTES) {
+    size_t bytes = rows * cols * sizeof(double);
+    l_mat *u = push_userdata(L, bytes + NNFT_ALIGN);
+    uintptr_t p = (uintptr_t)(u + 1);
+    u->m.data = (double *)((p + NNFT_ALIGN - 1) / NNFT_ALIGN * NNFT_ALIGN);
+    memset(u->m.data, 0, bytes);
+    u->m.rows = rows;
+    u->m.cols = cols;
+    u->m.ld = rows ? rows : 1;
+    u->m.owns = 0; /* the storage goes with the userdata */
+    return &u->m;
+  }
   l_mat *u = push_empty(L); /* owned by Lua before anything can fail */
   nnft_status s = nnft_mat_alloc(rows, cols, &u->m);
   if (s == NNFT_OK) return &u->m;

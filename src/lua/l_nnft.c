@@ -14,5 +14,6 @@ int luaopen_nnft_core(lua_State *L) {
   l_open_io(L);
   l_open_arch(L);
   l_open_finite(L);
+  l_open_ensemble(L);
   return 1;
 }

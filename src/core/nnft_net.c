@@ -6,6 +6,10 @@
 
 #include "nnft_alloc.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 /* ---------------------------------------------------------------------------------------------
  * Set-up */
 
@@ -751,4 +755,58 @@ out:
   nnft_free(buf);
   work_free(&w);
   return s;
+}
+
+static int has_custom(const nnft_net *net) {
+  for (size_t l = 0; l + 1 < net->arch.nlayers; l++)
+    if (net->arch.layer[l].act == NNFT_ACT_CUSTOM) return 1;
+  return 0;
+}
+
+nnft_status nnft_net_train_many(nnft_net *const *nets, size_t count, const nnft_mat *X,
+                                const nnft_mat *y, const nnft_train_opts *o,
+                                const nnft_rng *root, int threads, double *history,
+                                nnft_status *status, size_t *epochs_done) {
+  size_t nrec = nnft_train_nrecords(o->epochs, o->record);
+  if (count == 0) return NNFT_OK;
+  if (nrec > SIZE_MAX / count) return NNFT_EOVERFLOW;
+#ifdef _OPENMP
+  if (threads <= 0) threads = omp_get_max_threads();
+#endif
+  if (threads < 1) threads = 1;
+  if ((size_t)threads > count) threads = (int)count;
+  for (size_t i = 0; i < count; i++)
+    if (has_custom(nets[i])) threads = 1;
+  nnft_status first = NNFT_OK, first_bad = NNFT_OK;
+  size_t first_i = SIZE_MAX, bad_i = SIZE_MAX;
+  long long cnt = (long long)count;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+#endif
+  for (long long q = 0; q < cnt; q++) {
+    size_t i = (size_t)q, done = 0;
+    nnft_rng r;
+    nnft_status s = nnft_rng_substream(root, (uint64_t)i, &r);
+    if (!s)
+      s = nnft_net_train(nets[i], X, y, o, &r, history ? history + i * nrec : NULL, &done);
+    if (status) status[i] = s;
+    if (epochs_done) epochs_done[i] = done;
+    if (s) {
+#ifdef _OPENMP
+#pragma omp critical(nnft_net_train_many)
+#endif
+      {
+        if (i < first_i) {
+          first_i = i;
+          first = s;
+        }
+        if (s != NNFT_ENONFINITE && (bad_i == SIZE_MAX || s == NNFT_EINTR || i < bad_i) &&
+            first_bad != NNFT_EINTR) {
+          bad_i = i;
+          first_bad = s;
+        }
+      }
+    }
+  }
+  return bad_i != SIZE_MAX ? first_bad : first;
 }

@@ -137,4 +137,20 @@ nnft_status nnft_net_train(nnft_net *net, const nnft_mat *X, const nnft_mat *y,
                            const nnft_train_opts *o, nnft_rng *rng, double *history,
                            size_t *epochs_done);
 
+/* Train count networks independently with the same options and data (an ensemble trained from
+ * its initialisation, e.g. physics.md §7.5): member i (0-based) draws its shuffles from
+ * substream i of root (nnft_rng_substream), so it gets exactly what nnft_net_train gives with
+ * that substream. Members run in parallel on `threads` OpenMP threads (<= 0: the OpenMP default;
+ * 1 whenever a member has a custom activation); results are bit-identical for any thread count.
+ * Per member i (each array may be NULL): history + i * nnft_train_nrecords(...) receives its
+ * records, status[i] its nnft_net_train status, epochs_done[i] its completed epochs. A member
+ * that diverges (NNFT_ENONFINITE) does not stop the others. Returns NNFT_OK when every member
+ * trained; otherwise the status of the first member (by index) that did not, preferring
+ * NNFT_EINTR (an interrupt stops every member at its next epoch) and errors other than
+ * NNFT_ENONFINITE. O(count epochs n P / threads). */
+nnft_status nnft_net_train_many(nnft_net *const *nets, size_t count, const nnft_mat *X,
+                                const nnft_mat *y, const nnft_train_opts *o,
+                                const nnft_rng *root, int threads, double *history,
+                                nnft_status *status, size_t *epochs_done);
+
 #endif

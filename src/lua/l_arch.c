@@ -6,6 +6,7 @@
  * calls the function under lua_pcall on the thread recorded by l_checkarch: it never raises
  * through the core; a failure is recorded and raised after the core returns. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -944,13 +945,82 @@ static int net_copy(lua_State *L) {
   return 1;
 }
 
-/* net:train{X=, y=, optimizer=, lr=, epochs=, order=, seed=, record=, batch=, beta1=, beta2=,
- *           eps=} -> self, history {epoch = {...}, loss = {...}} */
-static int net_train(lua_State *L) {
-  static const char *const allowed[] = {"X", "y", "optimizer", "lr", "epochs", "order", "seed",
-                                        "record", "batch", "beta1", "beta2", "eps", NULL};
+/* The training options of the table at opts (X and y already checked, n rows): fills *o, the
+ * shuffling generator *rng (seed=, stream=). */
+static void parse_train_opts(lua_State *L, int opts, const char *fname, size_t n,
+                             nnft_train_opts *o, nnft_rng *rng) {
   static const char *const optimizers[] = {"gd", "sgd", "adam", NULL};
   static const char *const orders[] = {"fixed", "shuffled", NULL};
+  memset(o, 0, sizeof *o);
+  int opt = l_opt_choice(L, opts, "optimizer", "sgd", optimizers);
+  o->optimizer = opt == 0 ? NNFT_OPT_GD : opt == 1 ? NNFT_OPT_SGD : NNFT_OPT_ADAM;
+  lua_getfield(L, opts, "lr");
+  if (lua_isnil(L, -1)) luaL_error(L, "%s: lr= is required (the learning rate)", fname);
+  lua_pop(L, 1);
+  o->lr = l_opt_number(L, opts, "lr", 0);
+  if (!(isfinite(o->lr) && o->lr > 0))
+    luaL_error(L, "%s: lr must be positive and finite, got %f", fname, (lua_Number)o->lr);
+  lua_Integer epochs = l_opt_integer(L, opts, "epochs", 1);
+  if (epochs < 0) luaL_error(L, "%s: epochs must be >= 0, got %I", fname, epochs);
+  o->epochs = (size_t)epochs;
+  lua_Integer defrec = epochs / 100 > 1 ? epochs / 100 : 1;
+  lua_Integer record = l_opt_integer(L, opts, "record", defrec);
+  if (record < 1)
+    luaL_error(L, "%s: record must be >= 1 (epochs between records), got %I", fname, record);
+  o->record = (size_t)record;
+  lua_Integer batch = l_opt_integer(L, opts, "batch", 0);
+  lua_getfield(L, opts, "batch");
+  int has_batch = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (has_batch && batch < 1)
+    luaL_error(L, "%s: batch must be a positive integer, got %I", fname, batch);
+  if (has_batch && o->optimizer == NNFT_OPT_GD && (size_t)batch != n)
+    luaL_error(L, "%s: optimizer='gd' is full-batch (batch = %I rows); use optimizer='sgd' or "
+               "'adam' with batch=%I", fname, (lua_Integer)n, batch);
+  o->batch = (size_t)batch;
+  o->shuffle = l_opt_choice(L, opts, "order", "fixed", orders);
+  o->beta1 = l_opt_number(L, opts, "beta1", 0.9);
+  o->beta2 = l_opt_number(L, opts, "beta2", 0.999);
+  o->eps = l_opt_number(L, opts, "eps", 1e-8);
+  if (!(o->beta1 >= 0 && o->beta1 < 1))
+    luaL_error(L, "%s: beta1 must be in [0, 1), got %f", fname, (lua_Number)o->beta1);
+  if (!(o->beta2 >= 0 && o->beta2 < 1))
+    luaL_error(L, "%s: beta2 must be in [0, 1), got %f", fname, (lua_Number)o->beta2);
+  if (!(isfinite(o->eps) && o->eps > 0))
+    luaL_error(L, "%s: eps must be positive and finite, got %f", fname, (lua_Number)o->eps);
+  uint64_t seed = 0;
+  int has_seed = opt_seed(L, opts, fname, &seed);
+  size_t B = o->batch ? o->batch : (o->optimizer == NNFT_OPT_SGD ? 1 : n);
+  if (o->shuffle && B < n && !has_seed)
+    luaL_error(L, "%s: order='shuffled' needs seed= (the stream the shuffles are drawn from)",
+               fname);
+  nnft_rng_init(rng, seed);
+  lua_Integer stream = l_opt_integer(L, opts, "stream", 0); /* only where allowed */
+  if (stream < 0) luaL_error(L, "%s: stream must be an integer >= 1, got %I", fname, stream);
+  if (stream > 0) nnft_rng_substream(rng, (uint64_t)stream - 1, rng);
+}
+
+/* Push {epoch = {...}, loss = {...}} from the first nw of the records h. */
+static void push_history(lua_State *L, const nnft_train_opts *o, const double *h, size_t nw) {
+  lua_createtable(L, 0, 2);
+  lua_createtable(L, (int)nw, 0);
+  lua_createtable(L, (int)nw, 0);
+  for (size_t k = 0; k < nw; k++) {
+    lua_pushinteger(L, (lua_Integer)nnft_train_record_epoch(o->epochs, o->record, k));
+    lua_rawseti(L, -3, (lua_Integer)k + 1);
+    lua_pushnumber(L, h[k]);
+    lua_rawseti(L, -2, (lua_Integer)k + 1);
+  }
+  lua_setfield(L, -3, "loss");
+  lua_setfield(L, -2, "epoch");
+}
+
+/* net:train{X=, y=, optimizer=, lr=, epochs=, order=, seed=, stream=, record=, batch=, beta1=,
+ *           beta2=, eps=} -> self, history {epoch = {...}, loss = {...}} */
+static int net_train(lua_State *L) {
+  static const char *const allowed[] = {"X", "y", "optimizer", "lr", "epochs", "order", "seed",
+                                        "stream", "record", "batch", "beta1", "beta2", "eps",
+                                        NULL};
   const char *fname = "net:train";
   l_net *u = check_lnet(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -964,51 +1034,8 @@ static int net_train(lua_State *L) {
   size_t n = X->rows;
   if (n == 0) luaL_error(L, "%s: X has no rows", fname);
   nnft_train_opts o;
-  memset(&o, 0, sizeof o);
-  int opt = l_opt_choice(L, 2, "optimizer", "sgd", optimizers);
-  o.optimizer = opt == 0 ? NNFT_OPT_GD : opt == 1 ? NNFT_OPT_SGD : NNFT_OPT_ADAM;
-  lua_getfield(L, 2, "lr");
-  if (lua_isnil(L, -1)) luaL_error(L, "%s: lr= is required (the learning rate)", fname);
-  lua_pop(L, 1);
-  o.lr = l_opt_number(L, 2, "lr", 0);
-  if (!(isfinite(o.lr) && o.lr > 0))
-    luaL_error(L, "%s: lr must be positive and finite, got %f", fname, (lua_Number)o.lr);
-  lua_Integer epochs = l_opt_integer(L, 2, "epochs", 1);
-  if (epochs < 0) luaL_error(L, "%s: epochs must be >= 0, got %I", fname, epochs);
-  o.epochs = (size_t)epochs;
-  lua_Integer defrec = epochs / 100 > 1 ? epochs / 100 : 1;
-  lua_Integer record = l_opt_integer(L, 2, "record", defrec);
-  if (record < 1) luaL_error(L, "%s: record must be >= 1 (epochs between records), got %I",
-                             fname, record);
-  o.record = (size_t)record;
-  lua_Integer batch = l_opt_integer(L, 2, "batch", 0);
-  lua_getfield(L, 2, "batch");
-  int has_batch = !lua_isnil(L, -1);
-  lua_pop(L, 1);
-  if (has_batch && batch < 1)
-    luaL_error(L, "%s: batch must be a positive integer, got %I", fname, batch);
-  if (has_batch && o.optimizer == NNFT_OPT_GD && (size_t)batch != n)
-    luaL_error(L, "%s: optimizer='gd' is full-batch (batch = %I rows); use optimizer='sgd' or "
-               "'adam' with batch=%I", fname, (lua_Integer)n, batch);
-  o.batch = (size_t)batch;
-  o.shuffle = l_opt_choice(L, 2, "order", "fixed", orders);
-  o.beta1 = l_opt_number(L, 2, "beta1", 0.9);
-  o.beta2 = l_opt_number(L, 2, "beta2", 0.999);
-  o.eps = l_opt_number(L, 2, "eps", 1e-8);
-  if (!(o.beta1 >= 0 && o.beta1 < 1))
-    luaL_error(L, "%s: beta1 must be in [0, 1), got %f", fname, (lua_Number)o.beta1);
-  if (!(o.beta2 >= 0 && o.beta2 < 1))
-    luaL_error(L, "%s: beta2 must be in [0, 1), got %f", fname, (lua_Number)o.beta2);
-  if (!(isfinite(o.eps) && o.eps > 0))
-    luaL_error(L, "%s: eps must be positive and finite, got %f", fname, (lua_Number)o.eps);
-  uint64_t seed = 0;
-  int has_seed = opt_seed(L, 2, fname, &seed);
-  size_t B = o.batch ? o.batch : (o.optimizer == NNFT_OPT_SGD ? 1 : n);
-  if (o.shuffle && B < n && !has_seed)
-    luaL_error(L, "%s: order='shuffled' needs seed= (the stream the shuffles are drawn from)",
-               fname);
   nnft_rng rng;
-  nnft_rng_init(&rng, seed);
+  parse_train_opts(L, 2, fname, n, &o, &rng);
   size_t nrec = nnft_train_nrecords(o.epochs, o.record);
   nnft_mat *hist = l_newmat(L, nrec, 1); /* Lua-owned workspace, index 5 */
   int aidx = bind_arch(L, 1);
@@ -1024,22 +1051,130 @@ static int net_train(lua_State *L) {
   if (s == NNFT_EINTR) {
     nnft_interrupt_flag = 0;
     luaL_error(L, "%s: interrupted after %I of %I epochs (the parameters are those after the "
-               "last completed epoch)", fname, (lua_Integer)done, epochs);
+               "last completed epoch)", fname, (lua_Integer)done, (lua_Integer)o.epochs);
   }
   if (s) raise_net_status(L, s, fname);
-  lua_settop(L, 5);
   lua_pushvalue(L, 1);
-  lua_createtable(L, 0, 2);
-  lua_createtable(L, (int)nrec, 0);
-  lua_createtable(L, (int)nrec, 0);
-  for (size_t k = 0; k < nrec; k++) {
-    lua_pushinteger(L, (lua_Integer)nnft_train_record_epoch(o.epochs, o.record, k));
-    lua_rawseti(L, -3, (lua_Integer)k + 1);
-    lua_pushnumber(L, hist->data[k]);
-    lua_rawseti(L, -2, (lua_Integer)k + 1);
+  push_history(L, &o, hist->data, nrec);
+  return 2;
+}
+
+/* arch:init_many{count=, seed=} -> {net_1, ..., net_count}, net_i = arch:init{seed=, stream=i} */
+static int arch_init_many(lua_State *L) {
+  static const char *const allowed[] = {"count", "seed", NULL};
+  const char *fname = "arch:init_many";
+  const nnft_arch *a = l_checkarch(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  l_check_options(L, 2, fname, allowed);
+  uint64_t seed;
+  if (!opt_seed(L, 2, fname, &seed))
+    luaL_error(L, "%s: seed= is required (an integer in 0 .. 2^63-1)", fname);
+  lua_getfield(L, 2, "count");
+  if (lua_isnil(L, -1)) luaL_error(L, "%s: count= is required (a positive integer)", fname);
+  lua_pop(L, 1);
+  lua_Integer count = l_opt_integer(L, 2, "count", 0);
+  if (count < 1 || count > INT32_MAX)
+    luaL_error(L, "%s: count must be a positive integer, got %I", fname, count);
+  nnft_rng root;
+  nnft_rng_init(&root, seed);
+  lua_createtable(L, (int)count, 0);
+  for (lua_Integer i = 1; i <= count; i++) {
+    nnft_rng r;
+    nnft_rng_substream(&root, (uint64_t)i - 1, &r);
+    l_net *u = push_net(L, 1);
+    nnft_status s = nnft_net_setup(a, &u->net);
+    if (s) raise_net_status(L, s, fname);
+    if ((s = nnft_net_init(&u->net, &r))) raise_net_status(L, s, fname);
+    lua_rawseti(L, -2, i);
   }
-  lua_setfield(L, -3, "loss");
-  lua_setfield(L, -2, "epoch");
+  return 1;
+}
+
+/* nnft.train_ensemble(nets, {X=, y=, ..., seed=, threads=}) -> nets, histories */
+static int l_train_ensemble(lua_State *L) {
+  static const char *const allowed[] = {"X", "y", "optimizer", "lr", "epochs", "order", "seed",
+                                        "record", "batch", "beta1", "beta2", "eps", "threads",
+                                        NULL};
+  const char *fname = "nnft.train_ensemble";
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  l_check_options(L, 2, fname, allowed);
+  lua_settop(L, 2);
+  size_t count = lua_rawlen(L, 1);
+  if (count == 0) luaL_error(L, "%s: the list of networks is empty", fname);
+  /* index 3: the pointer array, 4: X, 5: y */
+  nnft_net **nets = lua_newuserdatauv(L, count * sizeof *nets, 0);
+  for (size_t i = 0; i < count; i++) {
+    lua_rawgeti(L, 1, (lua_Integer)i + 1);
+    l_net *u = luaL_testudata(L, -1, L_NET_NAME);
+    if (!u) luaL_error(L, "%s: nets[%I] is a %s, expected an nnft.Net", fname,
+                       (lua_Integer)i + 1, luaL_typename(L, -1));
+    if (!u->net.theta) luaL_error(L, "%s: nets[%I] has been released", fname, (lua_Integer)i + 1);
+    check_not_busy(L, u, fname);
+    nets[i] = &u->net;
+    lua_pop(L, 1);
+  }
+  if (lua_getfield(L, 2, "X") == LUA_TNIL) luaL_error(L, "%s: X= is required", fname);
+  if (lua_getfield(L, 2, "y") == LUA_TNIL) luaL_error(L, "%s: y= is required", fname);
+  const nnft_mat *X = check_X(L, 4, nets[0], fname);
+  const nnft_mat *y = check_y(L, 5, X->rows, fname);
+  size_t n = X->rows;
+  if (n == 0) luaL_error(L, "%s: X has no rows", fname);
+  for (size_t i = 1; i < count; i++)
+    if (nets[i]->arch.d_in != nets[0]->arch.d_in)
+      luaL_error(L, "%s: nets[%I] takes d_in = %I inputs, nets[1] takes %I", fname,
+                 (lua_Integer)i + 1, (lua_Integer)nets[i]->arch.d_in,
+                 (lua_Integer)nets[0]->arch.d_in);
+  nnft_train_opts o;
+  nnft_rng root;
+  parse_train_opts(L, 2, fname, n, &o, &root);
+  lua_Integer threads = l_opt_integer(L, 2, "threads", 0);
+  if (threads < 0) luaL_error(L, "%s: threads must be >= 0 (0: the default), got %I", fname,
+                              threads);
+  size_t nrec = nnft_train_nrecords(o.epochs, o.record);
+  nnft_mat *hist = l_newmat(L, nrec, count);                       /* 6 */
+  nnft_status *st = lua_newuserdatauv(L, count * sizeof *st, 0);   /* 7 */
+  size_t *done = lua_newuserdatauv(L, count * sizeof *done, 0);    /* 8 */
+  for (size_t i = 0; i < count; i++) { /* bind Lua activations to this thread */
+    lua_rawgeti(L, 1, (lua_Integer)i + 1);
+    lua_getiuservalue(L, -1, 1);
+    l_checkarch(L, -1);
+    ((l_net *)lua_touserdata(L, -2))->busy++;
+    lua_pop(L, 2);
+  }
+  nnft_status s = nnft_net_train_many(nets, count, X, y, &o, &root,
+                                      threads > INT32_MAX ? INT32_MAX : (int)threads,
+                                      hist->data, st, done);
+  for (size_t i = 0; i < count; i++) {
+    lua_rawgeti(L, 1, (lua_Integer)i + 1);
+    ((l_net *)lua_touserdata(L, -1))->busy--;
+    lua_pop(L, 1);
+  }
+  for (size_t i = 0; i < count; i++) {
+    lua_rawgeti(L, 1, (lua_Integer)i + 1);
+    lua_getiuservalue(L, -1, 1);
+    l_arch_check_custom(L, -1, fname);
+    lua_pop(L, 2);
+  }
+  if (s == NNFT_EINTR) {
+    nnft_interrupt_flag = 0;
+    luaL_error(L, "%s: interrupted (each network keeps the parameters of its last completed "
+               "epoch)", fname);
+  }
+  if (s && s != NNFT_ENONFINITE) raise_net_status(L, s, fname);
+  lua_pushvalue(L, 1);
+  lua_createtable(L, (int)count, 0);
+  for (size_t i = 0; i < count; i++) {
+    size_t nw = nrec;
+    if (st[i] == NNFT_ENONFINITE) /* records of the completed epochs only */
+      nw = 1 + done[i] / o.record;
+    push_history(L, &o, hist->data + i * nrec, nw);
+    if (st[i] == NNFT_ENONFINITE) {
+      lua_pushinteger(L, (lua_Integer)done[i] + 1);
+      lua_setfield(L, -2, "diverged");
+    }
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
   return 2;
 }
 
@@ -1074,8 +1209,11 @@ static int net_tostring(lua_State *L) {
 /* ---------------------------------------------------------------------------------------------
  * Registration */
 
-static const luaL_Reg arch_methods[] = {{"init", arch_init},     {"spec", arch_spec},
-                                        {"nparams", arch_nparams}, {NULL, NULL}};
+static const luaL_Reg arch_methods[] = {{"init", arch_init},
+                                        {"init_many", arch_init_many},
+                                        {"spec", arch_spec},
+                                        {"nparams", arch_nparams},
+                                        {NULL, NULL}};
 static const luaL_Reg arch_meta[] = {{"__tostring", arch_tostring}, {NULL, NULL}};
 static const luaL_Reg net_methods[] = {
     {"forward", net_forward}, {"jacobian", net_jacobian}, {"grad", net_grad},
@@ -1124,4 +1262,6 @@ void l_open_arch(lua_State *L) {
   lua_setfield(L, -2, "mlp");
   lua_pushcfunction(L, l_cosnet);
   lua_setfield(L, -2, "cosnet");
+  lua_pushcfunction(L, l_train_ensemble);
+  lua_setfield(L, -2, "train_ensemble");
 }

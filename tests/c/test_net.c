@@ -643,6 +643,61 @@ static void test_blocks(void) {
   nnft_net_free(&net);
 }
 
+/* ---- ensembles of trainings: thread-count invariant, member i = substream i ---- */
+
+static void test_train_many(void) {
+  size_t widths[1] = {6};
+  nnft_arch a = mlp(1, widths, 1, NNFT_ACT_TANH, NNFT_PARAM_STANDARD);
+  size_t n = 9, count = 5;
+  nnft_mat X = randmat(n, 1, 2.0), y = mat(n, 1);
+  for (size_t r = 0; r < n; r++) y.data[r] = cos(X.data[r]);
+  nnft_train_opts o = {NNFT_OPT_SGD, 0.05, 6, 2, 1, 0.9, 0.999, 1e-8, 3};
+  size_t nrec = nnft_train_nrecords(o.epochs, o.record);
+  nnft_net nets1[5], nets2[5], ref;
+  nnft_net *p1[5], *p2[5];
+  for (size_t i = 0; i < count; i++) {
+    nets1[i] = make_net(&a, 100 + i);
+    nets2[i] = make_net(&a, 100 + i);
+    p1[i] = &nets1[i];
+    p2[i] = &nets2[i];
+  }
+  nnft_rng root;
+  nnft_rng_init(&root, 31);
+  double h1[5 * 3], h2[5 * 3];
+  nnft_status st[5];
+  size_t done[5];
+  CHECK(nrec == 3);
+  CHECK_STATUS(nnft_net_train_many(p1, count, &X, &y, &o, &root, 1, h1, st, done), NNFT_OK);
+  CHECK_STATUS(nnft_net_train_many(p2, count, &X, &y, &o, &root, 2, h2, NULL, NULL), NNFT_OK);
+  CHECK(memcmp(h1, h2, sizeof h1) == 0);
+  for (size_t i = 0; i < count; i++) {
+    CHECK(st[i] == NNFT_OK && done[i] == 6);
+    CHECK(memcmp(nets1[i].theta, nets2[i].theta, nets1[i].nparams * sizeof(double)) == 0);
+    /* member i is nnft_net_train with substream i */
+    ref = make_net(&a, 100 + i);
+    nnft_rng r;
+    nnft_rng_substream(&root, i, &r);
+    double hr[3];
+    CHECK_STATUS(nnft_net_train(&ref, &X, &y, &o, &r, hr, NULL), NNFT_OK);
+    CHECK(memcmp(ref.theta, nets1[i].theta, ref.nparams * sizeof(double)) == 0);
+    CHECK(memcmp(hr, h1 + 3 * i, sizeof hr) == 0);
+    nnft_net_free(&ref);
+  }
+  /* one member diverges: the others train, and the status says which */
+  for (size_t i = 0; i < count; i++) nets1[i].theta[0] = 0.1;
+  nets1[3].theta[0] = 1e300;
+  o.lr = 1e10;
+  CHECK_STATUS(nnft_net_train_many(p1, count, &X, &y, &o, &root, 2, NULL, st, done),
+               NNFT_ENONFINITE);
+  CHECK(st[3] == NNFT_ENONFINITE);
+  for (size_t i = 0; i < count; i++) {
+    nnft_net_free(&nets1[i]);
+    nnft_net_free(&nets2[i]);
+  }
+  nnft_mat_free(&X);
+  nnft_mat_free(&y);
+}
+
 int main(void) {
   test_forward_hand();
   test_fd_all_activations();
@@ -654,5 +709,6 @@ int main(void) {
   test_bad_input();
   test_alloc_failures();
   test_blocks();
+  test_train_many();
   return test_report("test_net");
 }

@@ -290,6 +290,61 @@ describe("net:train", function()
   end)
 end)
 
+describe("arch:init_many and nnft.train_ensemble", function()
+  local arch = nnft.mlp{ d_in = 1, width = 6, act = "tanh" }
+  local X = randmat(9, 1, 4, 2)
+  local y = X:cos()
+  local opts = { X = X, y = y, lr = 0.05, epochs = 6, order = "shuffled", seed = 9, record = 3 }
+
+  it("member i is arch:init{seed=, stream=i} trained with net:train{seed=, stream=i}", function()
+    local nets = arch:init_many{ count = 3, seed = 5 }
+    assert.are.equal(3, #nets)
+    assert.are.equal(0, nets[2]:params():maxabsdiff(arch:init{ seed = 5, stream = 2 }:params()))
+    local _, hs = nnft.train_ensemble(nets, opts)
+    local ref = arch:init{ seed = 5, stream = 2 }
+    local o = {}
+    for k, v in pairs(opts) do o[k] = v end
+    o.stream = 2
+    local _, h = ref:train(o)
+    assert.are.equal(0, ref:params():maxabsdiff(nets[2]:params()))
+    assert.are.same(h, hs[2])
+    assert.are.same({ 0, 3, 6 }, hs[1].epoch)
+  end)
+
+  it("gives bit-identical results for any thread count", function()
+    local a, b = arch:init_many{ count = 5, seed = 1 }, arch:init_many{ count = 5, seed = 1 }
+    local o1, o2 = {}, {}
+    for k, v in pairs(opts) do o1[k] = v; o2[k] = v end
+    o1.threads, o2.threads = 1, 2
+    local _, h1 = nnft.train_ensemble(a, o1)
+    local _, h2 = nnft.train_ensemble(b, o2)
+    assert.are.same(h1, h2)
+    for i = 1, 5 do assert.are.equal(0, a[i]:params():maxabsdiff(b[i]:params())) end
+  end)
+
+  it("flags a diverging member and trains the others", function()
+    local nets = nnft.mlp{ d_in = 1, width = 3, act = "linear" }:init_many{ count = 3, seed = 2 }
+    local p = nets[2]:params()
+    p:set(1, 1, 1e200)
+    nets[2]:set_params(p)
+    local _, hs = nnft.train_ensemble(nets, { X = X, y = y, lr = 1e-3, epochs = 2, optimizer = "gd" })
+    assert.is_number(hs[2].diverged)
+    assert.is_nil(hs[1].diverged)
+    assert.are.equal(#hs[2].loss, hs[2].diverged) -- the records of the completed epochs
+    assert.is_true(nets[2]:params():isfinite())
+  end)
+
+  it("checks its arguments", function()
+    assert.is_truthy(errmsg(nnft.train_ensemble, {}, opts):find("the list of networks is empty", 1, true))
+    assert.is_truthy(errmsg(nnft.train_ensemble, { 1 }, opts):find("nets[1] is a number, expected an nnft.Net", 1, true))
+    assert.is_truthy(errmsg(arch.init_many, arch, { seed = 1 }):find("count= is required", 1, true))
+    assert.is_truthy(errmsg(arch.init_many, arch, { count = 0, seed = 1 }):find("count must be a positive integer", 1, true))
+    local o = { threads = 2, stream = 1 }
+    for k, v in pairs(opts) do o[k] = v end
+    assert.is_truthy(errmsg(nnft.train_ensemble, arch:init_many{ count = 1, seed = 1 }, o):find("unknown option 'stream'", 1, true))
+  end)
+end)
+
 describe("nnft.cosnet", function()
   it("draws frequencies inside the ball and phases in [-π, π)", function()
     local arch = nnft.cosnet{ d_in = 2, width = 400, radius = 3, mass = 1, sigma_a = 2 }

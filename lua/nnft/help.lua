@@ -12,7 +12,9 @@
 local M = {}
 
 -- Modules lua/nnft/init.lua loads lazily on first access (pairs() cannot see them before).
-local LAZY = { "args", "io", "plot", "help", "progress" }
+local LAZY = {} -- the lazily loaded modules' short names, sorted
+for k in pairs(require "nnft.modules") do LAZY[#LAZY + 1] = k end
+table.sort(LAZY)
 
 local KEYWORDS = {
   "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if", "in",

@@ -6,11 +6,8 @@ local core = require "nnft.core"
 local nnft = {}
 for k, v in pairs(core) do nnft[k] = v end
 
--- Pure-Lua modules, loaded on first use: nnft.io, nnft.plot, ...
-local lazy = {
-  args = "nnft.args", io = "nnft.io", plot = "nnft.plot", help = "nnft.help",
-  progress = "nnft.progress", reproduce = "nnft.reproduce",
-}
+-- Pure-Lua modules, loaded on first use: nnft.io, nnft.plot, ... (listed in nnft/modules.lua)
+local lazy = require "nnft.modules"
 
 setmetatable(nnft, {
   __index = function(t, k)

@@ -340,8 +340,10 @@ static nnft_mat layer_input(const nnft_net *net, const work *w, const nnft_mat *
   return m;
 }
 
-/* Forward pass on the block Xb (nb rows): fills h (and d when derivs), and w->out = f. */
-static nnft_status forward_block(const nnft_net *net, work *w, const nnft_mat *Xb, int derivs) {
+/* Forward pass on the block Xb (nb rows) through the first nl layers: fills h (and d when
+ * derivs), and w->out = f when nl is every layer. */
+static nnft_status forward_layers(const nnft_net *net, work *w, const nnft_mat *Xb, int derivs,
+                                  size_t nl) {
   const nnft_arch *a = &net->arch;
   size_t nb = Xb->rows, L = a->nlayers;
   nnft_status s;
@@ -353,7 +355,7 @@ static nnft_status forward_block(const nnft_net *net, work *w, const nnft_mat *X
       w->gnorm[r] = sb * sb + sw * sw * x2 / dd;
     }
   }
-  for (size_t l = 0; l < L; l++) {
+  for (size_t l = 0; l < nl; l++) {
     const nnft_layer *ly = &a->layer[l];
     nnft_mat in = layer_input(net, w, Xb, l, nb);
     int last = l + 1 == L;
@@ -378,6 +380,10 @@ static nnft_status forward_block(const nnft_net *net, work *w, const nnft_mat *X
     if (!last) activate(net, l, w, nb, z.data, derivs ? w->d[l] : NULL);
   }
   return NNFT_OK;
+}
+
+static nnft_status forward_block(const nnft_net *net, work *w, const nnft_mat *Xb, int derivs) {
+  return forward_layers(net, w, Xb, derivs, net->arch.nlayers);
 }
 
 /* Backward pass on the block after forward_block(derivs = 1), with output signal
@@ -666,9 +672,79 @@ static nnft_status check_train_opts(const nnft_train_opts *o, size_t n, const nn
   return NNFT_OK;
 }
 
+/* Frozen-prefix cache. When layers 1 .. k (k = first_train >= 1) are frozen, their output on the
+ * training inputs does not change during training: compute it once (H, n x fan_out of layer k)
+ * and train the suffix network (layers k+1 .. L, a view sharing θ) on H. Not for amplitude
+ * cos-nets (the readout depends on layer 1) nor when H would exceed NNFT_NET_CACHE doubles. */
+#define NNFT_NET_CACHE ((size_t)1 << 23)
+
+static nnft_status train_impl(nnft_net *net, const nnft_mat *X, const nnft_mat *y,
+                              const nnft_train_opts *o, nnft_rng *rng, double *history,
+                              size_t *epochs_done);
+
+/* The suffix network of layers k .. L-1 (0-based) as a view of net's parameters. */
+static void suffix_view(const nnft_net *net, size_t k, nnft_net *sub) {
+  const nnft_arch *a = &net->arch;
+  memset(sub, 0, sizeof *sub);
+  sub->arch = *a;
+  sub->arch.nlayers = a->nlayers - k;
+  sub->arch.d_in = a->layer[k].fan_in;
+  sub->arch.is_cosnet = 0;
+  sub->arch.amplitude = 0;
+  size_t base = net->w_off[k];
+  for (size_t l = 0; l < sub->arch.nlayers; l++) {
+    sub->arch.layer[l] = a->layer[l + k];
+    sub->w_off[l] = net->w_off[l + k] - base;
+    sub->b_off[l] = net->b_off[l + k] - base;
+    sub->t_off[l] = net->t_off[l + k];
+    sub->wscale[l] = net->wscale[l + k];
+    sub->bscale[l] = net->bscale[l + k];
+  }
+  sub->nparams = net->nparams - base;
+  sub->ntrain = net->ntrain;
+  sub->first_train = net->first_train - k;
+  sub->theta = net->theta + base;
+}
+
 nnft_status nnft_net_train(nnft_net *net, const nnft_mat *X, const nnft_mat *y,
                            const nnft_train_opts *o, nnft_rng *rng, double *history,
                            size_t *epochs_done) {
+  size_t n = X->rows, k = net->first_train, L = net->arch.nlayers;
+  if (epochs_done) *epochs_done = 0;
+  if (X->cols != net->arch.d_in || y->rows != n || y->cols != 1) return NNFT_EDIM;
+  if (k == 0 || k >= L || n == 0 || has_amp(net) || o->epochs == 0)
+    return train_impl(net, X, y, o, rng, history, epochs_done);
+  size_t fo = net->arch.layer[k - 1].fan_out, nh;
+  if (nnft_size_mul(n, fo, &nh) || nh > NNFT_NET_CACHE)
+    return train_impl(net, X, y, o, rng, history, epochs_done);
+  nnft_mat H;
+  nnft_status s = nnft_mat_alloc(n, fo, &H);
+  if (s) return s;
+  work w;
+  if ((s = work_alloc(net, min_size(n, NNFT_NET_BLOCK), 0, &w))) {
+    nnft_mat_free(&H);
+    return s;
+  }
+  for (size_t r0 = 0; r0 < n && !s; r0 += NNFT_NET_BLOCK) {
+    size_t nb = min_size(NNFT_NET_BLOCK, n - r0);
+    nnft_mat Xb = row_block(X, r0, nb);
+    if ((s = forward_layers(net, &w, &Xb, 0, k))) break;
+    for (size_t j = 0; j < fo; j++)
+      memcpy(H.data + j * H.ld + r0, w.h[k - 1] + j * w.nmax, nb * sizeof(double));
+  }
+  work_free(&w);
+  if (!s) {
+    nnft_net sub;
+    suffix_view(net, k, &sub);
+    s = train_impl(&sub, &H, y, o, rng, history, epochs_done);
+  }
+  nnft_mat_free(&H);
+  return s;
+}
+
+static nnft_status train_impl(nnft_net *net, const nnft_mat *X, const nnft_mat *y,
+                              const nnft_train_opts *o, nnft_rng *rng, double *history,
+                              size_t *epochs_done) {
   size_t n = X->rows, d = net->arch.d_in, B, P = net->nparams, T = net->ntrain;
   if (epochs_done) *epochs_done = 0;
   if (X->cols != d || y->rows != n || y->cols != 1) return NNFT_EDIM;

@@ -469,6 +469,25 @@ static void test_frozen_training(void) {
   CHECK_STATUS(nnft_net_train(&net, &X, &y, &o, NULL, NULL, NULL), NNFT_OK);
   CHECK(memcmp(before, net.theta, net.w_off[2] * sizeof(double)) == 0);
   CHECK(memcmp(before + net.w_off[2], net.theta + net.w_off[2], 6 * sizeof(double)) != 0);
+  /* the frozen-prefix cache gives the per-sample steps computed through the whole network */
+  nnft_net byhand;
+  CHECK_STATUS(nnft_net_copy(&net, &byhand), NNFT_OK);
+  memcpy(net.theta, before, net.nparams * sizeof(double));
+  memcpy(byhand.theta, before, net.nparams * sizeof(double));
+  o.epochs = 3;
+  CHECK_STATUS(nnft_net_train(&net, &X, &y, &o, NULL, NULL, NULL), NNFT_OK);
+  double gh[6];
+  for (int e = 0; e < 3; e++)
+    for (size_t r = 0; r < 10; r++) {
+      nnft_mat xr = {1, 2, X.ld, X.data + r, 0}, yr = {1, 1, 1, y.data + r, 0};
+      nnft_net_loss_grad(&byhand, &xr, &yr, NULL, gh);
+      for (int k = 0; k < 6; k++) byhand.theta[byhand.w_off[2] + k] -= 0.01 * gh[k];
+    }
+  double worst = 0;
+  for (size_t p = 0; p < net.nparams; p++)
+    worst = fmax(worst, fabs(net.theta[p] - byhand.theta[p]));
+  CHECK(worst < 1e-14);
+  nnft_net_free(&byhand);
   /* get/set trainable round trip */
   double v[6], v2[6];
   nnft_net_get_trainable(&net, v);

@@ -553,6 +553,19 @@ static nnft_status ws_alloc(const nnft_arch *a, const nnft_mat *X, const ens_sha
   return NNFT_OK;
 }
 
+size_t nnft_ens_window(int threads) { return 16 * (size_t)(threads < 1 ? 1 : threads); }
+
+static void chunk_range(const size_t *bounds, size_t chunk, size_t E, size_t q, size_t *lo,
+                        size_t *hi) {
+  if (bounds) {
+    *lo = bounds[q];
+    *hi = bounds[q + 1];
+  } else {
+    *lo = q * chunk;
+    *hi = *lo + chunk < E ? *lo + chunk : E;
+  }
+}
+
 nnft_status nnft_ens_run(const nnft_arch *a, const nnft_mat *X, uint64_t seed, size_t E,
                          size_t chunk, const size_t *bounds, size_t nchunks, int threads,
                          const nnft_ens_consumer *c) {
@@ -588,59 +601,67 @@ nnft_status nnft_ens_run(const nnft_arch *a, const nnft_mat *X, uint64_t seed, s
   nnft_rng root;
   nnft_rng_init(&root, seed);
 
-  int failed = 0;
-  nnft_status first_err = NNFT_OK;
-  long long nch = (long long)nchunks;
+  /* Windows of nnft_ens_window(threads) chunks: the chunks of a window run in parallel, each
+   * handing its outputs to the consumer's slot (q - w0); then the window's merges run serially
+   * in chunk order. No thread ever waits for another except at the end of a window, which
+   * keeps busy-waiting out of the hot loop (it costs dearly on a shared machine). */
+  const size_t W = nnft_ens_window(threads);
+  nnft_status err = NNFT_OK;
+  for (size_t w0 = 0; w0 < nchunks && !err; w0 += W) {
+    const long long w1 = (long long)(nchunks - w0 < W ? nchunks : w0 + W);
+    int failed = 0;
+    nnft_status first_err = NNFT_OK;
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) ordered
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
 #endif
-  for (long long q = 0; q < nch; q++) {
-    int tid = 0;
+    for (long long q = (long long)w0; q < w1; q++) {
+      int tid = 0;
 #ifdef _OPENMP
-    tid = omp_get_thread_num();
+      tid = omp_get_thread_num();
 #endif
-    ens_ws *w = &ws[tid];
-    size_t lo, hi;
-    if (bounds) {
-      lo = bounds[q];
-      hi = bounds[q + 1];
-    } else {
-      lo = (size_t)q * chunk;
-      hi = lo + chunk < E ? lo + chunk : E;
-    }
-    size_t m = hi - lo;
-    nnft_status st = NNFT_OK;
-    int stop;
+      ens_ws *w = &ws[tid];
+      size_t lo, hi;
+      chunk_range(bounds, chunk, E, (size_t)q, &lo, &hi);
+      size_t m = hi - lo;
+      nnft_status st = NNFT_OK;
+      int stop;
 #ifdef _OPENMP
 #pragma omp atomic read
 #endif
-    stop = failed;
-    if (stop || nnft_interrupted()) st = NNFT_EINTR; /* an earlier error ends the run */
-    for (size_t e = lo; e < hi && !st; e++) {
-      st = stream_init(w->st, &root, e);
-      if (!st) forward(a, &sh, w, w->F + (e - lo), m);
-    }
-    if (!st) {
-      nnft_mat F = {m, X->rows, m, w->F, 0};
-      st = c->chunk(c->ctx, tid, lo, &F);
-    }
+      stop = failed;
+      if (stop) continue; /* an earlier error ends the run */
+      if (nnft_interrupted()) st = NNFT_EINTR;
+      for (size_t e = lo; e < hi && !st; e++) {
+        st = stream_init(w->st, &root, e);
+        if (!st) forward(a, &sh, w, w->F + (e - lo), m);
+      }
+      if (!st) {
+        nnft_mat F = {m, X->rows, m, w->F, 0};
+        st = c->chunk(c->ctx, tid, (size_t)q - w0, lo, &F);
+      }
+      if (st) {
 #ifdef _OPENMP
-#pragma omp ordered
+#pragma omp critical(nnft_ens_err)
 #endif
-    {
-      if (!st && !failed && c->merge) st = c->merge(c->ctx, tid, lo, m);
-      if (st && !failed) {
-        first_err = st;
+        if (!failed) {
+          first_err = st;
 #ifdef _OPENMP
 #pragma omp atomic write
 #endif
-        failed = 1;
+          failed = 1;
+        }
       }
+    }
+    err = first_err;
+    for (size_t q = w0; q < (size_t)w1 && !err && c->merge; q++) {
+      size_t lo, hi;
+      chunk_range(bounds, chunk, E, q, &lo, &hi);
+      err = c->merge(c->ctx, q - w0, lo, hi - lo);
     }
   }
   for (int t = 0; t < threads; t++) ws_free(&ws[t]);
   nnft_free(ws);
-  return failed ? first_err : NNFT_OK;
+  return err;
 }
 
 /* ---- outputs into a matrix ---- */
@@ -650,9 +671,10 @@ typedef struct out_ctx {
   size_t e0;
 } out_ctx;
 
-static nnft_status out_chunk(void *ctx, int tid, size_t e0, const nnft_mat *F) {
+static nnft_status out_chunk(void *ctx, int tid, size_t slot, size_t e0, const nnft_mat *F) {
   out_ctx *o = ctx;
   (void)tid;
+  (void)slot;
   for (size_t k = 0; k < F->cols; k++)
     memcpy(o->F->data + (e0 - o->e0) + k * o->F->ld, F->data + k * F->ld,
            F->rows * sizeof(double));
@@ -686,16 +708,17 @@ typedef struct corr_ctx {
   nnft_corr_part **parts;
 } corr_ctx;
 
-static nnft_status corr_chunk(void *ctx, int tid, size_t e0, const nnft_mat *F) {
+static nnft_status corr_chunk(void *ctx, int tid, size_t slot, size_t e0, const nnft_mat *F) {
   corr_ctx *c = ctx;
-  return nnft_corr_part_compute(c->cacc, e0, F, c->parts[tid]);
+  (void)tid;
+  return nnft_corr_part_compute(c->cacc, e0, F, c->parts[slot]);
 }
 
-static nnft_status corr_merge(void *ctx, int tid, size_t e0, size_t m) {
+static nnft_status corr_merge(void *ctx, size_t slot, size_t e0, size_t m) {
   corr_ctx *c = ctx;
   (void)e0;
   (void)m;
-  return nnft_corr_part_merge(c->acc, c->parts[tid]);
+  return nnft_corr_part_merge(c->acc, c->parts[slot]);
 }
 
 nnft_status nnft_ens_correlators(const nnft_arch *a, const nnft_mat *X, uint64_t seed,
@@ -711,19 +734,21 @@ nnft_status nnft_ens_correlators(const nnft_arch *a, const nnft_mat *X, uint64_t
   nnft_corr_acc_chunks(acc, chunk, bounds, &nch);
   if (threads < 1) threads = 1;
   if ((size_t)threads > nch) threads = (int)nch;
-  nnft_corr_part **parts = nnft_alloc((size_t)threads * sizeof *parts);
+  size_t W = nnft_ens_window(threads);
+  if (W > nch) W = nch;
+  nnft_corr_part **parts = nnft_alloc(W * sizeof *parts);
   if (!parts) {
     nnft_free(bounds);
     return NNFT_ENOMEM;
   }
-  for (int t = 0; t < threads; t++) parts[t] = NULL;
-  for (int t = 0; t < threads && !s; t++) s = nnft_corr_part_alloc(acc, chunk, &parts[t]);
+  for (size_t t = 0; t < W; t++) parts[t] = NULL;
+  for (size_t t = 0; t < W && !s; t++) s = nnft_corr_part_alloc(acc, chunk, &parts[t]);
   if (!s) {
     corr_ctx c = {acc, acc, parts};
     nnft_ens_consumer con = {&c, corr_chunk, corr_merge};
     s = nnft_ens_run(a, X, seed, E, chunk, bounds, nch, threads, &con);
   }
-  for (int t = 0; t < threads; t++) nnft_corr_part_free(parts[t]);
+  for (size_t t = 0; t < W; t++) nnft_corr_part_free(parts[t]);
   nnft_free(parts);
   nnft_free(bounds);
   return s;
@@ -735,8 +760,9 @@ typedef struct hist_ctx {
   nnft_corr_hist *h; /* one per thread */
 } hist_ctx;
 
-static nnft_status hist_chunk(void *ctx, int tid, size_t e0, const nnft_mat *F) {
+static nnft_status hist_chunk(void *ctx, int tid, size_t slot, size_t e0, const nnft_mat *F) {
   hist_ctx *c = ctx;
+  (void)slot;
   (void)e0;
   return nnft_corr_hist_add(&c->h[tid], F, NULL);
 }
@@ -769,8 +795,9 @@ typedef struct range_ctx {
   double *lo, *hi; /* threads x n */
 } range_ctx;
 
-static nnft_status range_chunk(void *ctx, int tid, size_t e0, const nnft_mat *F) {
+static nnft_status range_chunk(void *ctx, int tid, size_t slot, size_t e0, const nnft_mat *F) {
   range_ctx *c = ctx;
+  (void)slot;
   (void)e0;
   double *lo = c->lo + (size_t)tid * c->n, *hi = c->hi + (size_t)tid * c->n;
   for (size_t k = 0; k < F->cols; k++)

@@ -30,8 +30,8 @@
  * normalisation of physics.md §1.2 written as one exponential.
  *
  * Threads: OpenMP over chunks; per-chunk work is independent, and the consumer's merge step runs
- * in chunk order (an ordered region), so any consumer whose merge is deterministic gives
- * thread-independent results. No BLAS is called inside the parallel region. */
+ * serially in chunk order (see nnft_ens_consumer), so any consumer whose merge is deterministic
+ * gives thread-independent results. No BLAS is called inside the parallel region. */
 #ifndef NNFT_ENSEMBLE_H
 #define NNFT_ENSEMBLE_H
 
@@ -46,16 +46,20 @@
 #define NNFT_ENS_CHUNK 256 /* default networks per chunk */
 
 /* What the sampler hands each chunk to. Both callbacks must not raise (they are core code) and
- * return NNFT_OK or an error status that stops the run.
- *   chunk(ctx, tid, e0, F): in parallel; F (m x n, column-major, network index fastest) holds
- *     the outputs of networks e0 .. e0+m-1 at the n inputs; valid only during the call. tid is
- *     the thread number in [0, threads) (for per-thread state prepared by the caller).
- *   merge(ctx, tid, e0, m): called after chunk() for the same (tid, e0), strictly in increasing
- *     e0 order (serialised): fold thread tid's partial result into the total. May be NULL. */
+ * return NNFT_OK or an error status that stops the run. The chunks are processed in windows of
+ * nnft_ens_window(threads) consecutive chunks: chunk q of the window starting at chunk w0 uses
+ * slot q - w0.
+ *   chunk(ctx, tid, slot, e0, F): in parallel; F (m x n, column-major, network index fastest)
+ *     holds the outputs of networks e0 .. e0+m-1 at the n inputs; valid only during the call.
+ *     tid is the thread number in [0, threads), slot in [0, window): per-thread state (indexed
+ *     by tid) or per-slot state (by slot) prepared by the caller.
+ *   merge(ctx, slot, e0, m): after all chunks of a window, serially, in increasing e0 order:
+ *     fold that chunk's partial result (kept in its slot) into the total. May be NULL.
+ * Only the end of each window synchronises the threads. */
 typedef struct nnft_ens_consumer {
   void *ctx;
-  nnft_status (*chunk)(void *ctx, int tid, size_t e0, const nnft_mat *F);
-  nnft_status (*merge)(void *ctx, int tid, size_t e0, size_t m);
+  nnft_status (*chunk)(void *ctx, int tid, size_t slot, size_t e0, const nnft_mat *F);
+  nnft_status (*merge)(void *ctx, size_t slot, size_t e0, size_t m);
 } nnft_ens_consumer;
 
 /* The thread count a run with `requested` threads uses: requested if >= 1, else
@@ -63,6 +67,9 @@ typedef struct nnft_ens_consumer {
  * (user callbacks are not assumed to be thread-safe). Prepare per-thread consumer state for
  * this many threads. */
 int nnft_ens_threads(const nnft_arch *a, int requested);
+
+/* Chunks per window for a run on `threads` threads (16 per thread). */
+size_t nnft_ens_window(int threads);
 
 /* Check that X (n x d_in, n >= 1) can be fed to a: NNFT_EDIM if X's column count differs from
  * d_in or X is empty, NNFT_ENONFINITE if X has NaN or Inf, and nnft_arch_check's status. */

@@ -329,21 +329,27 @@ static void test_params(void) {
 
 /* ---- bad input, consumer errors, interrupts, allocation failures ---- */
 
-static nnft_status failing_chunk(void *ctx, int tid, size_t e0, const nnft_mat *F) {
+static nnft_status failing_chunk(void *ctx, int tid, size_t slot, size_t e0,
+                                 const nnft_mat *F) {
   (void)ctx;
   (void)tid;
+  (void)slot;
   (void)F;
   return e0 >= 512 ? NNFT_EDIM : NNFT_OK;
 }
-static nnft_status count_chunk(void *ctx, int tid, size_t e0, const nnft_mat *F) {
+static nnft_status count_chunk(void *ctx, int tid, size_t slot, size_t e0,
+                               const nnft_mat *F) {
   (void)tid;
+  (void)slot;
   (void)e0;
   if (F->rows > 0) __atomic_add_fetch((int *)ctx, 1, __ATOMIC_RELAXED);
   return NNFT_OK;
 }
-static nnft_status interrupting_chunk(void *ctx, int tid, size_t e0, const nnft_mat *F) {
+static nnft_status interrupting_chunk(void *ctx, int tid, size_t slot, size_t e0,
+                                      const nnft_mat *F) {
   (void)ctx;
   (void)tid;
+  (void)slot;
   (void)F;
   if (e0 == 0) nnft_interrupt_flag = 1;
   return NNFT_OK;

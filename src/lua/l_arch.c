@@ -766,6 +766,10 @@ static int arch_nparams(lua_State *L) {
 
 /* X at idx: a Mat (or table) with d_in columns and finite entries. */
 static const nnft_mat *check_X(lua_State *L, int idx, const nnft_net *net, const char *fname) {
+  int t = lua_type(L, idx);
+  if (!l_testmat(L, idx) && t != LUA_TTABLE && t != LUA_TNUMBER)
+    luaL_error(L, "%s: X must be an nnft.Mat (one point per row) or a table, got %s", fname,
+               luaL_typename(L, idx));
   int pushed;
   nnft_mat *X = l_tomat(L, idx, &pushed);
   if (pushed) lua_replace(L, idx);
@@ -779,6 +783,10 @@ static const nnft_mat *check_X(lua_State *L, int idx, const nnft_net *net, const
 
 /* y at idx: n x 1 (a column, or a table of numbers), finite. */
 static const nnft_mat *check_y(lua_State *L, int idx, size_t n, const char *fname) {
+  int t = lua_type(L, idx);
+  if (!l_testmat(L, idx) && t != LUA_TTABLE && t != LUA_TNUMBER)
+    luaL_error(L, "%s: y must be an nnft.Mat (n x 1) or a table of numbers, got %s", fname,
+               luaL_typename(L, idx));
   int pushed;
   nnft_mat *y = l_tomat(L, idx, &pushed);
   if (pushed) lua_replace(L, idx);
@@ -1102,10 +1110,19 @@ static int l_train_ensemble(lua_State *L) {
   lua_settop(L, 2);
   size_t count = lua_rawlen(L, 1);
   if (count == 0) luaL_error(L, "%s: the list of networks is empty", fname);
-  /* index 3: the pointer array, 4: X, 5: y */
+  /* index 3: the pointer array, 4: X, 5: y; a set of the nets seen, to refuse duplicates */
   nnft_net **nets = lua_newuserdatauv(L, count * sizeof *nets, 0);
+  lua_createtable(L, 0, (int)count);
   for (size_t i = 0; i < count; i++) {
     lua_rawgeti(L, 1, (lua_Integer)i + 1);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, -3) != LUA_TNIL)
+      luaL_error(L, "%s: nets[%I] appears twice in the list (nets[%I])", fname,
+                 (lua_Integer)i + 1, lua_tointeger(L, -1));
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_pushinteger(L, (lua_Integer)i + 1);
+    lua_rawset(L, -4);
     l_net *u = luaL_testudata(L, -1, L_NET_NAME);
     if (!u) luaL_error(L, "%s: nets[%I] is a %s, expected an nnft.Net", fname,
                        (lua_Integer)i + 1, luaL_typename(L, -1));
@@ -1114,6 +1131,7 @@ static int l_train_ensemble(lua_State *L) {
     nets[i] = &u->net;
     lua_pop(L, 1);
   }
+  lua_pop(L, 1);
   if (lua_getfield(L, 2, "X") == LUA_TNIL) luaL_error(L, "%s: X= is required", fname);
   if (lua_getfield(L, 2, "y") == LUA_TNIL) luaL_error(L, "%s: y= is required", fname);
   const nnft_mat *X = check_X(L, 4, nets[0], fname);

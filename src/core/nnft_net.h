@@ -132,7 +132,10 @@ size_t nnft_train_record_epoch(size_t epochs, size_t record, size_t k);
  * parameters of the last completed epoch. If a parameter becomes NaN or Inf during an epoch
  * (divergence: the learning rate is too large), θ is restored to the start of that epoch and
  * NNFT_ENONFINITE is returned. NNFT_EDOM for bad options, NNFT_EDIM for shapes.
- * O(epochs n P). */
+ * When layers 1 .. k are frozen (k >= 1, not an amplitude cos-net), their output on X is
+ * computed once and the remaining layers are trained on it (n x fan_out of layer k doubles, up
+ * to 2^23 of them; beyond that every step runs the whole network): the same steps, much cheaper
+ * for a trained readout on frozen features (physics.md §7.5). O(epochs n P_suffix + n P). */
 nnft_status nnft_net_train(nnft_net *net, const nnft_mat *X, const nnft_mat *y,
                            const nnft_train_opts *o, nnft_rng *rng, double *history,
                            size_t *epochs_done);

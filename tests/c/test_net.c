@@ -582,7 +582,7 @@ static void test_alloc_failures(void) {
     nnft_net ref = make_net(archs[which], 2);
     nnft_mat J = mat(6, ref.ntrain);
     double *g = malloc(ref.ntrain * sizeof *g);
-    for (int fn = 0; fn < 6; fn++) {
+    for (int fn = 0; fn < 7; fn++) {
       int ok = 0;
       for (long k = 0; k < 20 && !ok; k++) {
         nnft_status s = NNFT_OK;
@@ -605,6 +605,11 @@ static void test_alloc_failures(void) {
         case 3: s = nnft_net_jacobian(&ref, &X, &J, &f); break;
         case 4: s = nnft_net_loss_grad(&ref, &X, &y, NULL, g); break;
         case 5: s = nnft_net_train(&ref, &X, &y, &o, &r, hist, NULL); break;
+        case 6: {
+          nnft_net *one = &ref;
+          s = nnft_net_train_many(&one, 1, &X, &y, &o, &r, 1, hist, NULL, NULL);
+          break;
+        }
         }
         test_alloc_fail_after(-1);
         if (s == NNFT_OK) ok = 1;
@@ -660,6 +665,31 @@ static void test_blocks(void) {
   nnft_mat_free(&f1);
   nnft_mat_free(&J1);
   nnft_net_free(&net);
+}
+
+/* ---- interrupts: training stops at the next epoch and keeps the last completed one ---- */
+
+static void test_interrupt(void) {
+  size_t widths[1] = {4};
+  nnft_arch a = mlp(1, widths, 1, NNFT_ACT_TANH, NNFT_PARAM_STANDARD);
+  nnft_net net = make_net(&a, 3);
+  nnft_mat X = randmat(5, 1, 1.0), y = randmat(5, 1, 1.0), f = mat(5, 1);
+  double *before = malloc(net.nparams * sizeof *before);
+  memcpy(before, net.theta, net.nparams * sizeof *before);
+  nnft_train_opts o = {NNFT_OPT_SGD, 0.1, 10, 0, 0, 0.9, 0.999, 1e-8, 1};
+  size_t done = 99;
+  nnft_interrupt_flag = 1;
+  CHECK_STATUS(nnft_net_train(&net, &X, &y, &o, NULL, NULL, &done), NNFT_EINTR);
+  CHECK(done == 0);
+  CHECK(memcmp(before, net.theta, net.nparams * sizeof *before) == 0);
+  CHECK_STATUS(nnft_net_forward(&net, &X, &f), NNFT_EINTR);
+  nnft_interrupt_flag = 0;
+  CHECK_STATUS(nnft_net_forward(&net, &X, &f), NNFT_OK);
+  free(before);
+  nnft_net_free(&net);
+  nnft_mat_free(&X);
+  nnft_mat_free(&y);
+  nnft_mat_free(&f);
 }
 
 /* ---- ensembles of trainings: thread-count invariant, member i = substream i ---- */
@@ -729,5 +759,6 @@ int main(void) {
   test_alloc_failures();
   test_blocks();
   test_train_many();
+  test_interrupt();
   return test_report("test_net");
 }

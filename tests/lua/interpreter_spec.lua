@@ -4,62 +4,12 @@
 -- tested in-process.
 local BIN = os.getenv("NNFT_BIN")
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local U = require "spec_util"
+local q, slurp, spit, tmpdir, rmdir = U.q, U.slurp, U.spit, U.tmpdir, U.rmdir
+local DATA = U.data_dir()
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function spit(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
-
--- tests/data as an absolute path, found from this file's path.
-local function data_dir()
-  local src = debug.getinfo(1, "S").source:gsub("^@", "")
-  local dir = (src:match("^(.*)/lua/[^/]*$") or "tests") .. "/data"
-  if dir:sub(1, 1) ~= "/" then
-    local p = assert(io.popen("pwd"))
-    dir = p:read("l") .. "/" .. dir
-    p:close()
-  end
-  return dir
-end
-local DATA = data_dir()
-
-local function tmpdir()
-  local p = assert(io.popen("mktemp -d"))
-  local d = p:read("l")
-  p:close()
-  return d
-end
-
-local function rmdir(d)
-  if d and d:match("^/tmp/") then os.execute("rm -rf " .. q(d)) end
-end
-
--- Run nnft with the shell words `args`; stdin from the string opts.stdin (else /dev/null);
--- opts.env is prepended (VAR=value ...). Returns {code, out, err}.
-local function run(args, opts)
-  opts = opts or {}
-  local o, e, i = os.tmpname(), os.tmpname(), os.tmpname()
-  spit(i, opts.stdin or "")
-  local cmd = ("%s %s %s <%s >%s 2>%s; echo $?"):format(opts.env or "", q(BIN), args, i, o, e)
-  local p = assert(io.popen(cmd))
-  local code = tonumber(p:read("a"))
-  p:close()
-  local r = { code = code, out = slurp(o) or "", err = slurp(e) or "" }
-  os.remove(o)
-  os.remove(e)
-  os.remove(i)
-  return r
-end
+-- Run nnft with the shell words `args` (see spec_util.run): {code, out, err}.
+local function run(args, opts) return U.run(BIN, args, opts) end
 
 -- Run a shell script (sh -c); returns its stdout.
 local function sh(script)

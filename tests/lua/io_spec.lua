@@ -3,28 +3,8 @@
 local nnft = require "nnft"
 local nio = nnft.io
 
-local function shq(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function spit(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
-
-local function listdir(dir)
-  local p = io.popen("ls -A " .. shq(dir))
-  local names = {}
-  for l in p:lines() do names[#names + 1] = l end
-  p:close()
-  return names
-end
+local U = require "spec_util"
+local shq, slurp, spit, listdir = U.q, U.slurp, U.spit, U.listdir
 
 -- Is a numpy usable through /usr/bin/python3 (Debian's python3-numpy)?
 local python = "/usr/bin/python3"

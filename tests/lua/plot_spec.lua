@@ -1,23 +1,8 @@
 -- nnft.plot: gnuplot-driven PNG + SVG, with the data (.csv) and script (.gp) beside them.
 local nnft = require "nnft"
 
-local function shq(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function listdir(dir)
-  local p = io.popen("ls -A " .. shq(dir))
-  local names = {}
-  for l in p:lines() do names[#names + 1] = l end
-  p:close()
-  table.sort(names)
-  return names
-end
+local U = require "spec_util"
+local shq, slurp, listdir = U.q, U.slurp, U.listdir
 
 local have_gnuplot = os.execute("command -v gnuplot >/dev/null 2>&1") == true
 

@@ -3,55 +3,11 @@
 -- Runs the interpreter named by NNFT_BIN (pending when unset).
 local BIN = os.getenv("NNFT_BIN")
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local U = require "spec_util"
+local q, slurp, spit, tmpdir, rmdir, data_dir = U.q, U.slurp, U.spit, U.tmpdir, U.rmdir, U.data_dir
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function spit(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
-
--- The directory holding this spec's fixtures (tests/data), found from this file's path.
-local function data_dir()
-  local src = debug.getinfo(1, "S").source:gsub("^@", "")
-  local dir = src:match("^(.*)/lua/[^/]*$") or "tests"
-  return dir .. "/data"
-end
-
--- Run the shell command line `args` after the interpreter; returns {code, out, err}.
-local function run(args, opts)
-  opts = opts or {}
-  local o, e = os.tmpname(), os.tmpname()
-  local cmd = ("%s %s %s </dev/null >%s 2>%s; echo $?"):format(opts.env or "", q(BIN), args, o, e)
-  if opts.cwd then cmd = "cd " .. q(opts.cwd) .. " && " .. cmd end
-  local p = assert(io.popen(cmd))
-  local code = tonumber(p:read("a"))
-  p:close()
-  local r = { code = code, out = slurp(o) or "", err = slurp(e) or "" }
-  os.remove(o)
-  os.remove(e)
-  return r
-end
-
--- A fresh directory for one test.
-local function tmpdir()
-  local p = assert(io.popen("mktemp -d"))
-  local d = p:read("l")
-  p:close()
-  return d
-end
-
-local function rmdir(d)
-  if d and d:match("^/tmp/") then os.execute("rm -rf " .. q(d)) end
-end
+-- Run nnft with the shell words `args` (see spec_util.run): {code, out, err}.
+local function run(args, opts) return U.run(BIN, args, opts) end
 
 if not BIN then
   describe("nnft --sandbox", function()

@@ -236,3 +236,51 @@ describe("nnft.freeprop", function()
     assert.is_true(nnft.freeprop(1, { d = 3, R = 5, m = 0 }) > 0)
   end)
 end)
+
+describe("the nnqft recipes", function()
+  local bin = os.getenv("NNFT_BIN")
+  local function shq(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+  -- Run a recipe with tiny settings; return its printed output and out= directory.
+  local function run(recipe, argstr)
+    local dir = nnft._io.mkdtemp("nnft-finite-spec-")
+    local p = io.popen(shq(bin) .. " " .. shq(recipe) .. " " .. argstr .. " out=" .. shq(dir .. "/o")
+                       .. " 2>&1")
+    local out = p:read("a")
+    local ok = p:close()
+    assert.is_true(ok, out)
+    return out, dir .. "/o", dir
+  end
+
+  it("npoint_vs_width writes m, background and the exact 5/N of the ReLU set-up", function()
+    if not bin then
+      pending("NNFT_BIN is not set")
+      return
+    end
+    local out, dir, top = run("examples/nnqft/npoint_vs_width.lua", "acts=relu widths=2,5 E=2000 bags=4")
+    assert.matches("ReLU-net", out, 1, true)
+    local csv = nnft.io.read_csv(dir .. "/npoint_vs_width.csv")
+    local seen = 0
+    for r = 1, #csv.act do
+      if csv.n[r] == 4 then
+        near(csv.predicted[r], 5 / csv.N[r], 1e-12, "exact m_4")
+        assert.is_true(csv.m[r] > 0 and csv.background[r] > 0)
+        seen = seen + 1
+      end
+    end
+    assert.are.equal(2, seen)
+    assert.is_truthy(io.open(dir .. "/relu.png"))
+    assert.is_truthy(io.open(dir .. "/manifest.json"))
+    os.execute("rm -rf " .. shq(top))
+  end)
+
+  it("cosnet_free_field compares G2 with the cutoff propagator", function()
+    if not bin then
+      pending("NNFT_BIN is not set")
+      return
+    end
+    local out, _, top = run("examples/nnqft/cosnet_free_field.lua", "widths=3 E=2000 bags=4 n=3")
+    os.execute("rm -rf " .. shq(top))
+    assert.matches("exact G2 = cutoff propagator to 0.0e+00", out, 1, true)
+    assert.matches("N = 3", out, 1, true)
+  end)
+end)

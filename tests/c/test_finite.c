@@ -454,6 +454,29 @@ int main(void) {
              (exv[k] - mean) / err);
       CHECK(fabs(exv[k] - mean) <= 5 * err);
     }
+    /* relu on a rank-3 factor: the polar quadrature is converged (default vs doubled nodes) */
+    nnft_finite_opts fine = nnft_finite_defaults();
+    fine.arc_nodes = 64;
+    double ex_rf = NAN;
+    CHECK_STATUS(nnft_finite_moment(&rl, &X2, id4b, 4, &fine, &ex_rf), NNFT_OK);
+    CHECK_NEAR(ex_r, ex_rf, 1e-13 * ex_rf);
+
+    /* cos-net M6 (10 balanced sign patterns) and M3 = 0 against direct Monte Carlo */
+    size_t id6[6] = {0, 1, 1, 2, 3, 3}, idc3[3] = {0, 1, 2};
+    double ex6 = moment(&pc, &Xp, 6, id6, NNFT_FINITE_AUTO);
+    CHECK_NEAR(moment(&pc, &Xp, 3, idc3, NNFT_FINITE_AUTO), 0.0, 1e-16);
+    double s6 = 0, s66 = 0;
+    for (size_t e = 0; e < E / 2; e++) {
+      double q0 = 1.5 / M_SQRT2 * nnft_rng_normal(&g), q1 = 1.5 / M_SQRT2 * nnft_rng_normal(&g);
+      double ph = M_PI * (2.0 * nnft_rng_uniform(&g) - 1.0), p = 1.0;
+      for (size_t j = 0; j < 6; j++) p *= cos(q0 * px[2 * id6[j]] + q1 * px[2 * id6[j] + 1] + ph);
+      s6 += p;
+      s66 += p * p;
+    }
+    double mean6 = s6 / (E / 2), err6 = sqrt((s66 / (E / 2) - mean6 * mean6) / (E / 2));
+    printf("  %-32s exact %.6g  MC %.6g +- %.2g  (z = %.2f)\n", "plain cos-net M6 (d=2)", ex6, mean6,
+           err6, (ex6 - mean6) / err6);
+    CHECK(fabs(ex6 - mean6) <= 5 * err6);
     nnft_mat_free(&X2);
     nnft_mat_free(&Xc);
     nnft_mat_free(&Xp);

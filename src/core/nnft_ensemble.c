@@ -3,6 +3,7 @@
 #include "nnft_ensemble.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifdef _OPENMP
@@ -260,6 +261,9 @@ typedef struct ens_ws {
   double *bias;  /* maxw */
   double *amp;   /* layer-1 fan_out: cos-net amplitudes A(b_i) */
   double *F;     /* chunk x n outputs */
+  double *w0;    /* fused path: layer-1 weights (N x d) */
+  double *acc;   /* fused path: 8 x n partial sums */
+  double *shift; /* n: gauss-net normalisation exponents */
   ens_stream *st;
 } ens_ws;
 
@@ -394,6 +398,116 @@ ENS_HOT static void mul_vec(double *restrict w, const double *restrict a, size_t
   for (size_t i = 0; i < m; i++) w[i] *= a[i];
 }
 
+/* The fused one-hidden-layer path (readout of fan_out 1, no cos-net): for eight neurons at a
+ * time, z = W0 x + b0, h = σ(z), acc += w1 h, all in registers. It performs exactly the
+ * operations of the layer-by-layer path in the same order (first column product, then the
+ * other columns, then the bias; the readout's eight partial sums by neuron index mod 8), so
+ * both paths give identical bits; it only avoids storing the hidden layer. */
+
+typedef double ens_v8d __attribute__((vector_size(64)));
+typedef int64_t ens_v8i __attribute__((vector_size(64)));
+
+/* The eight-neuron blocks of fused1 for one activation (a statement computing h from z). */
+#define FUSED_BLOCKS(ACT)                                                  \
+  for (; i0 + 8 <= N; i0 += 8) {                                           \
+    ens_v8d w1v;                                                           \
+    memcpy(&w1v, w1 + i0, sizeof w1v);                                     \
+    for (size_t k = 0; k < n; k++) {                                       \
+      ens_v8d z, wc, h;                                                    \
+      memcpy(&wc, W0 + i0, sizeof wc);                                     \
+      z = wc * xt[k * d];                                                  \
+      for (size_t c = 1; c < d; c++) {                                     \
+        memcpy(&wc, W0 + i0 + c * N, sizeof wc);                           \
+        z += wc * xt[c + k * d];                                           \
+      }                                                                    \
+      if (b0) {                                                            \
+        ens_v8d bv;                                                        \
+        memcpy(&bv, b0 + i0, sizeof bv);                                   \
+        z += bv;                                                           \
+      }                                                                    \
+      ACT;                                                                 \
+      ens_v8d a;                                                           \
+      memcpy(&a, acc + 8 * k, sizeof a);                                   \
+      a += w1v * h;                                                        \
+      memcpy(acc + 8 * k, &a, sizeof a);                                   \
+    }                                                                      \
+  }
+
+ENS_HOT static void fused1(size_t N, size_t d, size_t n, const double *restrict W0,
+                           const double *restrict b0, const double *restrict w1,
+                           const double *restrict xt, nnft_act act,
+                           const double *restrict shift, double *restrict acc,
+                           double *restrict out) {
+  for (size_t q = 0; q < 8 * n; q++) acc[q] = 0;
+  size_t i0 = 0;
+  const ens_v8i absmask = (ens_v8i){0} + INT64_MAX;
+  switch (act) {
+  case NNFT_ACT_RELU:
+    /* relu(z) = (z + |z|) / 2, exactly (z + z and the halving are exact; 0 for z <= 0); z is
+       never NaN here: finite inputs, weights and biases */
+    FUSED_BLOCKS(h = 0.5 * (z + (ens_v8d)((ens_v8i)z & absmask)));
+    break;
+  case NNFT_ACT_LINEAR:
+    FUSED_BLOCKS(h = z);
+    break;
+  case NNFT_ACT_GAUSSNET:
+    FUSED_BLOCKS(for (int l = 0; l < 8; l++) h[l] = exp(z[l] - shift[k]));
+    break;
+  default:
+    FUSED_BLOCKS(for (int l = 0; l < 8; l++) h[l] = nnft_act_eval(act, z[l]));
+    break;
+  }
+  for (size_t k = 0; k < n; k++) {
+    double *ak = acc + 8 * k;
+    for (size_t l = 0; i0 + l < N; l++) {
+      size_t i = i0 + l;
+      double z = W0[i] * xt[k * d];
+      for (size_t c = 1; c < d; c++) z += W0[i + c * N] * xt[c + k * d];
+      if (b0) z += b0[i];
+      double h;
+      switch (act) {
+      case NNFT_ACT_RELU: h = (z > 0 || z != z) ? z : 0.0; break;
+      case NNFT_ACT_LINEAR: h = z; break;
+      case NNFT_ACT_STEP: h = z > 0 ? 1.0 : (z != z ? z : 0.0); break;
+      case NNFT_ACT_GAUSSNET: h = exp(z - shift[k]); break;
+      default: h = nnft_act_eval(act, z); break;
+      }
+      ak[l] += w1[i] * h;
+    }
+    out[k] = ((ak[0] + ak[4]) + (ak[2] + ak[6])) + ((ak[1] + ak[5]) + (ak[3] + ak[7]));
+  }
+}
+
+/* 1 if forward() may use fused1 for a. */
+static int fusable(const nnft_arch *a) {
+  return a->nlayers == 2 && !a->is_cosnet && a->layer[1].fan_out == 1 &&
+         a->layer[0].act != NNFT_ACT_CUSTOM;
+}
+
+static void forward_fused(const nnft_arch *a, const ens_shape *sh, ens_ws *ws, double *f,
+                          size_t ldf) {
+  const size_t n = sh->n, d = sh->d;
+  ens_stream *st = ws->st;
+  const int ntk = a->param == NNFT_PARAM_NTK;
+  const nnft_layer *L0 = &a->layer[0], *L1 = &a->layer[1];
+  const size_t N = L0->fan_out;
+  draw_param(st, ws->w0, N * d, L0->mean_w, L0->sigma_w / sqrt((double)d), ntk, 0);
+  const double *b0 = NULL;
+  if (L0->has_bias && !(L0->sigma_b == 0 && (ntk || L0->mean_b == 0))) {
+    draw_param(st, ws->bias, N, L0->mean_b, L0->sigma_b, ntk, 0);
+    b0 = ws->bias;
+  }
+  draw_param(st, ws->w, N, L1->mean_w, L1->sigma_w / sqrt((double)N), ntk, 0);
+  double out[64], *o = n <= 64 ? out : ws->za;
+  fused1(N, d, n, ws->w0, b0, ws->w, ws->xt, L0->act, ws->shift, ws->acc, o);
+  if (L1->has_bias && !(L1->sigma_b == 0 && (ntk || L1->mean_b == 0))) {
+    double b1;
+    draw_param(st, &b1, 1, L1->mean_b, L1->sigma_b, ntk, 0);
+    for (size_t k = 0; k < n; k++) o[k] += b1;
+  }
+  for (size_t k = 0; k < n; k++) f[k * ldf] = o[k];
+}
+
 /* Network drawn from st at the inputs; outputs f[k * ldf]. */
 static void forward(const nnft_arch *a, const ens_shape *sh, ens_ws *ws, double *f,
                     size_t ldf) {
@@ -509,6 +623,9 @@ static void ws_free(ens_ws *w) {
   nnft_free(w->bias);
   nnft_free(w->amp);
   nnft_free(w->F);
+  nnft_free(w->w0);
+  nnft_free(w->acc);
+  nnft_free(w->shift);
   nnft_free(w->st);
   memset(w, 0, sizeof *w);
 }
@@ -534,9 +651,16 @@ static nnft_status ws_alloc(const nnft_arch *a, const nnft_mat *X, const ens_sha
   w->bias = nnft_alloc(bytes[5]);
   w->amp = nnft_alloc(bytes[6]);
   w->F = nnft_alloc(bytes[7]);
+  size_t w0n = 1, accn;
+  if (fusable(a) && nnft_size_mul(a->layer[0].fan_out, sh->d, &w0n)) return NNFT_EOVERFLOW;
+  if (nnft_size_mul(w0n, sizeof(double), &w0n) || nnft_size_mul(sh->n, 8 * sizeof(double), &accn))
+    return NNFT_EOVERFLOW;
+  w->w0 = nnft_alloc(w0n);
+  w->acc = nnft_alloc(accn);
+  w->shift = nnft_alloc(bytes[1]);
   w->st = nnft_alloc(sizeof(ens_stream));
   if (!w->xt || !w->xsq || !w->za || !w->zb || !w->w || !w->bias || !w->amp || !w->F ||
-      !w->st) {
+      !w->w0 || !w->acc || !w->shift || !w->st) {
     ws_free(w);
     return NNFT_ENOMEM;
   }
@@ -548,6 +672,8 @@ static nnft_status ws_alloc(const nnft_arch *a, const nnft_mat *X, const ens_sha
       s2 += v * v;
     }
     w->xsq[k] = s2;
+    const nnft_layer *L0 = &a->layer[0];
+    w->shift[k] = L0->sigma_b * L0->sigma_b + L0->sigma_w * L0->sigma_w * s2 / (double)sh->d;
   }
   for (size_t i = 0; i < a->layer[0].fan_out; i++) w->amp[i] = 1;
   return NNFT_OK;
@@ -606,6 +732,7 @@ nnft_status nnft_ens_run(const nnft_arch *a, const nnft_mat *X, uint64_t seed, s
    * in chunk order. No thread ever waits for another except at the end of a window, which
    * keeps busy-waiting out of the hot loop (it costs dearly on a shared machine). */
   const size_t W = nnft_ens_window(threads);
+  const int fused = fusable(a) && !getenv("NNFT_ENS_NOFUSE");
   nnft_status err = NNFT_OK;
   for (size_t w0 = 0; w0 < nchunks && !err; w0 += W) {
     const long long w1 = (long long)(nchunks - w0 < W ? nchunks : w0 + W);
@@ -633,7 +760,10 @@ nnft_status nnft_ens_run(const nnft_arch *a, const nnft_mat *X, uint64_t seed, s
       if (nnft_interrupted()) st = NNFT_EINTR;
       for (size_t e = lo; e < hi && !st; e++) {
         st = stream_init(w->st, &root, e);
-        if (!st) forward(a, &sh, w, w->F + (e - lo), m);
+        if (!st) {
+        if (fused) forward_fused(a, &sh, w, w->F + (e - lo), m);
+        else forward(a, &sh, w, w->F + (e - lo), m);
+      }
       }
       if (!st) {
         nnft_mat F = {m, X->rows, m, w->F, 0};

@@ -29,6 +29,11 @@
  * Gauss-net (NNFT_ACT_GAUSSNET): h = exp(z − σ_b² − σ_w²|x|²/d), the input-dependent
  * normalisation of physics.md §1.2 written as one exponential.
  *
+ * One-hidden-layer networks with a single output take a fused path (hidden layer, activation
+ * and readout for eight neurons at a time in registers) that performs the same floating-point
+ * operations in the same order as the layer-by-layer path, so its results are identical; the
+ * environment variable NNFT_ENS_NOFUSE=1 switches it off (for tests and comparisons).
+ *
  * Threads: OpenMP over chunks; per-chunk work is independent, and the consumer's merge step runs
  * serially in chunk order (see nnft_ens_consumer), so any consumer whose merge is deterministic
  * gives thread-independent results. No BLAS is called inside the parallel region. */

@@ -4,6 +4,7 @@
  * chunk-size invariance (bit-identical); the documented parameter draws (nnft_ens_params through
  * nnft_net reproduces the sampled outputs); bad input; consumer errors; interrupts; allocation
  * failures. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,6 +262,42 @@ static void test_invariance(void) {
 #endif
 }
 
+/* The fused one-hidden-layer path and the layer-by-layer path give identical bits. */
+static void check_fused(const nnft_arch *a, const nnft_mat *X) {
+  nnft_mat F1, F2;
+  nnft_mat_alloc(70, X->rows, &F1);
+  nnft_mat_alloc(70, X->rows, &F2);
+  CHECK_STATUS(nnft_ens_outputs(a, X, 77, 0, 16, 2, &F1), NNFT_OK);
+  setenv("NNFT_ENS_NOFUSE", "1", 1);
+  CHECK_STATUS(nnft_ens_outputs(a, X, 77, 0, 16, 2, &F2), NNFT_OK);
+  unsetenv("NNFT_ENS_NOFUSE");
+  CHECK(memcmp(F1.data, F2.data, 70 * X->rows * sizeof(double)) == 0);
+  nnft_mat_free(&F1);
+  nnft_mat_free(&F2);
+}
+
+static void test_fused(void) {
+  nnft_mat X1, X2;
+  nnft_mat_alloc(6, 1, &X1);
+  for (int i = 0; i < 6; i++) X1.data[i] = -1.0 + 0.45 * i;
+  nnft_mat_alloc(5, 2, &X2);
+  for (int i = 0; i < 10; i++) X2.data[i] = sin(1.7 * i);
+  const nnft_act acts[7] = {NNFT_ACT_RELU, NNFT_ACT_LINEAR, NNFT_ACT_STEP, NNFT_ACT_ERF,
+                            NNFT_ACT_TANH, NNFT_ACT_GAUSSNET, NNFT_ACT_SOFTPLUS};
+  const size_t widths[3] = {1, 13, 64};
+  for (int q = 0; q < 7; q++)
+    for (int w = 0; w < 3; w++) {
+      nnft_arch a = one_layer(1, widths[w], acts[q], 1.1, q % 2 ? 0.0 : 0.6);
+      check_fused(&a, &X1);
+      a = one_layer(2, widths[w], acts[q], 0.9, 0.4);
+      a.param = w == 1 ? NNFT_PARAM_NTK : NNFT_PARAM_STANDARD;
+      a.layer[1].mean_w = 0.1 * w;
+      check_fused(&a, &X2);
+    }
+  nnft_mat_free(&X1);
+  nnft_mat_free(&X2);
+}
+
 /* nnft_ens_params gives the parameters the sampler used: a Net built from them computes the
  * same outputs (to rounding: BLAS sums in another order). */
 static void check_params(const nnft_arch *a, const nnft_mat *X, uint64_t seed) {
@@ -443,6 +480,7 @@ int main(void) {
   test_kernels();
   test_invariance();
   test_params();
+  test_fused();
   test_bad_input();
   return test_report("test_ensemble");
 }

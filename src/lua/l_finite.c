@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <gsl/gsl_errno.h>
 
 #include "l_util.h"
 #include "nnft_finite.h"
@@ -196,9 +195,6 @@ static int l_freeprop(lua_State *L) {
 void l_open_finite(lua_State *L) {
   static const luaL_Reg fns[] = {{"moments", l_moments}, {"g2", l_g2},     {"g4c", l_g4c},
                                  {"g6c", l_g6c},         {NULL, NULL}};
-  /* GSL must report, not abort (the quadratures check its status codes). The interpreter does
-   * this in main; a stock lua5.4 loading the module gets it here. Process-wide, idempotent. */
-  gsl_set_error_handler_off();
   luaL_newlib(L, fns);
   lua_setfield(L, -2, "finite");
   lua_pushcfunction(L, l_freeprop);

@@ -2,10 +2,14 @@
  * "nnft.core"). Each binding file adds its functions to the table built here. */
 #include <lauxlib.h>
 #include <lua.h>
+#include <gsl/gsl_errno.h>
 
 #include "l_util.h"
 
 int luaopen_nnft_core(lua_State *L) {
+  /* GSL must report errors as status codes, never abort: the core checks them. This is the one
+   * place both the interpreter and a stock lua5.4 loading the module pass through. */
+  gsl_set_error_handler_off();
   lua_newtable(L);
   l_open_mat(L);
   l_open_linalg(L);

@@ -29,7 +29,7 @@ build() { # build DIR [cmake args...]
   cmake --build "$dir" -j"$(nproc)"
 }
 
-FLAGSHIP=examples/foundation/gp_propagator.lua
+FLAGSHIP=examples/nnqft/npoint_vs_width.lua
 
 case "${1:-}" in
   demo)

@@ -217,6 +217,28 @@ describe("Ensemble:npoint", function()
   end)
 end)
 
+describe("Ensemble with a Lua activation, and interrupts", function()
+  it("runs a Lua activation (one thread) and reports its failure", function()
+    local lua_relu = nnft.mlp{ d_in = 1, width = 9, depth = 2, act = function(z) return z > 0 and z or 0 end,
+      sigma_w = 1.2, sigma_b = 0.3 }
+    local relu2 = nnft.mlp{ d_in = 1, width = 9, depth = 2, act = "relu", sigma_w = 1.2, sigma_b = 0.3 }
+    local a = lua_relu:sample(50, { seed = 3 }):outputs(X6, { threads = 2 })
+    local b = relu2:sample(50, { seed = 3 }):outputs(X6)
+    assert.are.equal(0, a:maxabsdiff(b))
+    local bad = nnft.mlp{ d_in = 1, width = 4, depth = 1, act = function(z) error("boom") end }
+    assert.matches("activation function failed: .*boom", errmsg(function()
+      bad:sample(10, { seed = 1 }):npoint(X6, 2)
+    end))
+  end)
+
+  it("stops on an interrupt with the error 'interrupted' and stays usable", function()
+    local ens = relu:sample(5000, { seed = 1 })
+    nnft.sys.interrupt()
+    assert.matches("interrupted", errmsg(ens.npoint, ens, X6, 2))
+    assert.are.equal(21, ens:npoint(X6, 2).values:rows()) -- the flag was cleared
+  end)
+end)
+
 describe("nnft.corr", function()
   local K = nnft.mat{ { 2.0, 0.5, 0.3 }, { 0.5, 1.5, 0.2 }, { 0.3, 0.2, 1.0 } }
 

@@ -19,5 +19,6 @@ int luaopen_nnft_core(lua_State *L) {
   l_open_arch(L);
   l_open_finite(L);
   l_open_ensemble(L);
+  l_open_kernel(L);
   return 1;
 }

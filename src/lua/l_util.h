@@ -10,6 +10,7 @@
 #include <lua.h>
 
 #include "nnft_arch.h"
+#include "nnft_kernel.h"
 #include "nnft_mat.h"
 #include "nnft_net.h"
 #include "nnft_status.h"
@@ -17,6 +18,7 @@
 #define L_MAT_NAME "nnft.Mat"
 #define L_ARCH_NAME "nnft.Arch" /* the Arch userdata (l_arch.c) */
 #define L_NET_NAME "nnft.Net"   /* the Net userdata (l_arch.c) */
+#define L_KERNEL_NAME "nnft.Kernel" /* the Kernel userdata (l_kernel.c) */
 
 /* ---- the Mat userdata ---- */
 
@@ -58,6 +60,17 @@ void l_net_check_custom(lua_State *L, int idx, const char *fname);
 void l_arch_add_methods(lua_State *L, const luaL_Reg *methods);
 void l_net_add_methods(lua_State *L, const luaL_Reg *methods);
 
+/* ---- the Kernel userdata (l_kernel.c) ---- */
+
+/* The kernel tree of the Kernel at idx (userdata "nnft.Kernel"), or a type error. Valid while
+ * the userdata lives. Binds the Lua activations of the tree's architectures to L (as
+ * l_checkarch): after the core returns, call l_kernel_check_custom. */
+const nnft_kernel *l_checkkernel(lua_State *L, int idx);
+/* Raise "<fname>: activation function failed: <msg>" if a Lua activation in the tree failed. */
+void l_kernel_check_custom(lua_State *L, int idx, const char *fname);
+/* Add methods to the Kernel method table from another binding file (kernel:mercer(), ...). */
+void l_kernel_add_methods(lua_State *L, const luaL_Reg *methods);
+
 /* ---- checks ---- */
 
 /* Raise "fname: msg" with printf-style formatting, prefixed by the calling function's name. */
@@ -98,6 +111,7 @@ void l_open_io(lua_State *L);
 void l_open_arch(lua_State *L);
 void l_open_finite(lua_State *L); /* nnft.finite, nnft.freeprop (l_finite.c) */
 void l_open_ensemble(lua_State *L); /* arch:sample, Ensemble, nnft.corr (l_ensemble.c) */
+void l_open_kernel(lua_State *L); /* nnft.kernel, Kernel, arch:kernel (l_kernel.c) */
 
 /* Register a metatable `tname` with methods (an __index table), metamethods, and __name. */
 void l_newclass(lua_State *L, const char *tname, const luaL_Reg *methods,

@@ -104,14 +104,14 @@ struct nnft_corr_acc {
   size_t T;
   double *S, *C;      /* B x T, bag-major: S[b T + t] */
   size_t nblocks;
-  size_t *bstart;     /* nblocks + 1 */
-  size_t *bbag;       /* bag of each block */
+  size_t *bag_block;  /* B + 1: the first block of each bag (bag_block[B] = nblocks) */
   size_t next_block;  /* the next block merge expects */
 };
 
 struct nnft_corr_part {
   size_t n, T, maxblocks;
   size_t first, nblk; /* blocks of the last computed chunk */
+  size_t *bag;        /* maxblocks: their bags */
   double *sums;       /* maxblocks x T */
   v8d *fb;            /* n x VPB: the block's outputs, zero-padded */
   v8d *prod;          /* MAX_ORDER x VPB */
@@ -161,9 +161,8 @@ nnft_status nnft_corr_acc_alloc(size_t n, const int *orders, size_t norders, siz
   *p = a;
   p->S = nnft_alloc(bytes);
   p->C = nnft_alloc(bytes);
-  p->bstart = nnft_alloc((nb + 1) * sizeof(size_t));
-  p->bbag = nnft_alloc((nb + 1) * sizeof(size_t));
-  if (!p->S || !p->C || !p->bstart || !p->bbag) {
+  p->bag_block = nnft_alloc((B + 1) * sizeof(size_t));
+  if (!p->S || !p->C || !p->bag_block) {
     nnft_corr_acc_free(p);
     return NNFT_ENOMEM;
   }
@@ -171,15 +170,11 @@ nnft_status nnft_corr_acc_alloc(size_t n, const int *orders, size_t norders, siz
   memset(p->C, 0, bytes);
   size_t q = 0;
   for (size_t b = 0; b < B; b++) {
-    size_t lo = nnft_corr_bag_start(E, B, b), hi = nnft_corr_bag_start(E, B, b + 1);
-    for (size_t e = lo; e < hi; e += NNFT_CORR_BLOCK) {
-      p->bstart[q] = e;
-      p->bbag[q] = b;
-      q++;
-    }
+    size_t sz = nnft_corr_bag_start(E, B, b + 1) - nnft_corr_bag_start(E, B, b);
+    p->bag_block[b] = q;
+    q += sz / NNFT_CORR_BLOCK + (sz % NNFT_CORR_BLOCK != 0);
   }
-  p->bstart[nb] = E;
-  p->bbag[nb] = B;
+  p->bag_block[B] = q;
   *out = p;
   return NNFT_OK;
 }
@@ -188,8 +183,7 @@ void nnft_corr_acc_free(nnft_corr_acc *acc) {
   if (!acc) return;
   nnft_free(acc->S);
   nnft_free(acc->C);
-  nnft_free(acc->bstart);
-  nnft_free(acc->bbag);
+  nnft_free(acc->bag_block);
   nnft_free(acc);
 }
 
@@ -200,12 +194,34 @@ static size_t blocks_per_chunk(size_t chunk) {
 
 size_t nnft_corr_acc_nblocks(const nnft_corr_acc *acc) { return acc->nblocks; }
 
-void nnft_corr_acc_chunks(const nnft_corr_acc *acc, size_t chunk, size_t *bounds,
-                          size_t *nchunks) {
-  size_t per = blocks_per_chunk(chunk), c = 0;
-  for (size_t q = 0; q < acc->nblocks; q += per) bounds[c++] = acc->bstart[q];
-  bounds[c] = acc->E;
-  *nchunks = c;
+/* The bag holding block q < nblocks (binary search over the bags' first blocks). */
+static size_t block_bag(const nnft_corr_acc *acc, size_t q) {
+  size_t lo = 0, hi = acc->B; /* last b with bag_block[b] <= q */
+  while (hi - lo > 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (acc->bag_block[mid] <= q) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/* First network of block q (E for q = nblocks). */
+static size_t block_start(const nnft_corr_acc *acc, size_t q) {
+  if (q >= acc->nblocks) return acc->E;
+  size_t b = block_bag(acc, q);
+  return nnft_corr_bag_start(acc->E, acc->B, b) + NNFT_CORR_BLOCK * (q - acc->bag_block[b]);
+}
+
+size_t nnft_corr_acc_nchunks(const nnft_corr_acc *acc, size_t chunk) {
+  size_t per = blocks_per_chunk(chunk);
+  return acc->nblocks / per + (acc->nblocks % per != 0);
+}
+
+void nnft_corr_acc_chunk(const nnft_corr_acc *acc, size_t chunk, size_t q, size_t *lo,
+                         size_t *hi) {
+  size_t per = blocks_per_chunk(chunk), q0 = q * per, q1 = q0 + per;
+  *lo = block_start(acc, q0);
+  *hi = block_start(acc, q1 < acc->nblocks ? q1 : acc->nblocks);
 }
 
 void nnft_corr_acc_shape(const nnft_corr_acc *acc, size_t *n, size_t *E, size_t *B) {
@@ -215,7 +231,7 @@ void nnft_corr_acc_shape(const nnft_corr_acc *acc, size_t *n, size_t *E, size_t 
 }
 
 size_t nnft_corr_acc_count(const nnft_corr_acc *acc) {
-  return acc->bstart[acc->next_block];
+  return block_start(acc, acc->next_block);
 }
 
 static nnft_status part_alloc(const nnft_corr_acc *acc, size_t mb, nnft_corr_part **out) {
@@ -232,9 +248,10 @@ static nnft_status part_alloc(const nnft_corr_acc *acc, size_t mb, nnft_corr_par
   p->T = acc->T;
   p->maxblocks = mb;
   p->sums = nnft_alloc(bytes);
+  p->bag = nnft_alloc(mb * sizeof(size_t) + 1);
   p->fb = nnft_alloc(fbn);
   p->prod = nnft_alloc(NNFT_CORR_MAX_ORDER * VPB * sizeof(v8d));
-  if (!p->sums || !p->fb || !p->prod) {
+  if (!p->sums || !p->bag || !p->fb || !p->prod) {
     nnft_corr_part_free(p);
     return NNFT_ENOMEM;
   }
@@ -249,20 +266,25 @@ nnft_status nnft_corr_part_alloc(const nnft_corr_acc *acc, size_t chunk, nnft_co
 void nnft_corr_part_free(nnft_corr_part *p) {
   if (!p) return;
   nnft_free(p->sums);
+  nnft_free(p->bag);
   nnft_free(p->fb);
   nnft_free(p->prod);
   nnft_free(p);
 }
 
-/* Index of the block starting at e, or nblocks + 1 if none does. */
+/* Index of the block starting at network e (nblocks for e = E), or nblocks + 1 if no block
+ * starts there. */
 static size_t find_block(const nnft_corr_acc *acc, size_t e) {
-  size_t lo = 0, hi = acc->nblocks + 1; /* search bstart[0 .. nblocks] */
-  while (lo < hi) {
+  if (e >= acc->E) return e == acc->E ? acc->nblocks : acc->nblocks + 1;
+  size_t lo = 0, hi = acc->B; /* the bag b with start(b) <= e < start(b+1) */
+  while (hi - lo > 1) {
     size_t mid = lo + (hi - lo) / 2;
-    if (acc->bstart[mid] < e) lo = mid + 1;
+    if (nnft_corr_bag_start(acc->E, acc->B, mid) <= e) lo = mid;
     else hi = mid;
   }
-  return (lo <= acc->nblocks && acc->bstart[lo] == e) ? lo : acc->nblocks + 1;
+  size_t off = e - nnft_corr_bag_start(acc->E, acc->B, lo);
+  if (off % NNFT_CORR_BLOCK) return acc->nblocks + 1;
+  return acc->bag_block[lo] + off / NNFT_CORR_BLOCK;
 }
 
 /* The fixed-shape sum of one zero-padded block: eight lanes summed over the block in order,
@@ -313,8 +335,15 @@ nnft_status nnft_corr_part_compute(const nnft_corr_acc *acc, size_t e0, const nn
   size_t q0 = find_block(acc, e0), q1 = find_block(acc, e0 + m);
   if (q0 > acc->nblocks || q1 > acc->nblocks || q1 - q0 > p->maxblocks) return NNFT_EDOM;
   const size_t n = acc->n, T = acc->T;
+  size_t b = q0 < acc->nblocks ? block_bag(acc, q0) : 0;
   for (size_t q = q0; q < q1; q++) {
-    size_t lo = acc->bstart[q], sz = acc->bstart[q + 1] - lo;
+    while (acc->bag_block[b + 1] <= q) b++;
+    size_t lo = nnft_corr_bag_start(acc->E, acc->B, b) +
+                NNFT_CORR_BLOCK * (q - acc->bag_block[b]);
+    size_t hiq = q + 1 < acc->bag_block[b + 1] ? lo + NNFT_CORR_BLOCK
+                                                : nnft_corr_bag_start(acc->E, acc->B, b + 1);
+    size_t sz = hiq - lo;
+    p->bag[q - q0] = b;
     double *fb = (double *)p->fb;
     for (size_t i = 0; i < n; i++) {
       double *col = fb + i * NNFT_CORR_BLOCK;
@@ -345,7 +374,7 @@ nnft_status nnft_corr_part_merge(nnft_corr_acc *acc, const nnft_corr_part *p) {
   if (p->first != acc->next_block || p->nblk == 0) return NNFT_EDOM;
   const size_t T = acc->T;
   for (size_t j = 0; j < p->nblk; j++) {
-    size_t b = acc->bbag[p->first + j];
+    size_t b = p->bag[j];
     neumaier_add(acc->S + b * T, acc->C + b * T, p->sums + j * T, T);
   }
   acc->next_block += p->nblk;

@@ -14,7 +14,7 @@
  * bag may be shorter). A block's sum is a fixed-shape sum of its terms; the blocks of a bag are
  * added in order with Neumaier's compensated summation; the bags' totals likewise. The result is
  * therefore a function of the outputs, E and B only: the sampler's chunks must consist of whole
- * blocks (nnft_corr_acc_chunks gives them), and partial results are merged in block order,
+ * blocks (nnft_corr_acc_chunk gives them), and partial results are merged in block order,
  * which makes correlators bit-identical for any thread count and chunk size.
  *
  * Error bars: the bag means m_b; std = the sample standard deviation of the m_b (B - 1 in the
@@ -49,20 +49,22 @@ typedef struct nnft_corr_part nnft_corr_part; /* one thread's block sums for one
 
 /* An accumulator for n inputs, the orders orders[0 .. norders-1] (distinct, each in 1..6, any
  * order), E networks in B bags (1 <= B <= E). Memory: 2 B T doubles, T = the total number of
- * tuples of the orders, plus the block table (E/64 + B entries). NNFT_EDOM for bad orders, n,
+ * tuples of the orders, plus B + 1 block indices (nothing per network or block). NNFT_EDOM for bad orders, n,
  * E or B; NNFT_EOVERFLOW; NNFT_ENOMEM. Release with nnft_corr_acc_free (NULL is fine). */
 nnft_status nnft_corr_acc_alloc(size_t n, const int *orders, size_t norders, size_t E, size_t B,
                                 nnft_corr_acc **out);
 void nnft_corr_acc_free(nnft_corr_acc *acc);
 
-/* Chunk boundaries for the sampler: consecutive runs of ceil(chunk/NNFT_CORR_BLOCK) whole blocks
- * (at least one; so at most that many times 64 networks; the last run may be shorter). bounds has room for nnft_corr_acc_nblocks(acc) + 1 entries; *nchunks gets the
- * count, bounds[0] = 0 and bounds[*nchunks] = E. */
+/* Chunks for the sampler: consecutive runs of ceil(chunk/NNFT_CORR_BLOCK) whole blocks (at
+ * least one, so at most that many times 64 networks; the last run may be shorter): how many
+ * there are, and chunk q's networks [*lo, *hi). Computed on the fly, O(log B): nothing is
+ * stored per block, so E may be as large as size_t allows. */
 size_t nnft_corr_acc_nblocks(const nnft_corr_acc *acc);
-void nnft_corr_acc_chunks(const nnft_corr_acc *acc, size_t chunk, size_t *bounds,
-                          size_t *nchunks);
+size_t nnft_corr_acc_nchunks(const nnft_corr_acc *acc, size_t chunk);
+void nnft_corr_acc_chunk(const nnft_corr_acc *acc, size_t chunk, size_t q, size_t *lo,
+                         size_t *hi);
 
-/* Per-thread partial for the chunks of nnft_corr_acc_chunks(acc, chunk, ...).
+/* Per-thread partial for the chunks of nnft_corr_acc_chunk(acc, chunk, ...).
  * NNFT_ENOMEM/NNFT_EOVERFLOW. Memory: ceil(chunk/64) T doubles plus a 64 x (n + 6) buffer. */
 nnft_status nnft_corr_part_alloc(const nnft_corr_acc *acc, size_t chunk, nnft_corr_part **out);
 void nnft_corr_part_free(nnft_corr_part *p);

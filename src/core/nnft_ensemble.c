@@ -681,11 +681,10 @@ static nnft_status ws_alloc(const nnft_arch *a, const nnft_mat *X, const ens_sha
 
 size_t nnft_ens_window(int threads) { return 16 * (size_t)(threads < 1 ? 1 : threads); }
 
-static void chunk_range(const size_t *bounds, size_t chunk, size_t E, size_t q, size_t *lo,
-                        size_t *hi) {
-  if (bounds) {
-    *lo = bounds[q];
-    *hi = bounds[q + 1];
+static void chunk_range(const nnft_ens_chunks *ch, size_t chunk, size_t E, size_t q,
+                        size_t *lo, size_t *hi) {
+  if (ch) {
+    ch->range(ch->ctx, q, lo, hi);
   } else {
     *lo = q * chunk;
     *hi = *lo + chunk < E ? *lo + chunk : E;
@@ -693,18 +692,16 @@ static void chunk_range(const size_t *bounds, size_t chunk, size_t E, size_t q, 
 }
 
 nnft_status nnft_ens_run(const nnft_arch *a, const nnft_mat *X, uint64_t seed, size_t E,
-                         size_t chunk, const size_t *bounds, size_t nchunks, int threads,
+                         size_t chunk, const nnft_ens_chunks *chunks, int threads,
                          const nnft_ens_consumer *c) {
   nnft_status s = nnft_ens_check(a, X);
   if (s) return s;
   if (!c || !c->chunk) return NNFT_EDOM;
-  size_t maxchunk = 0;
-  if (bounds) {
-    if (nchunks == 0) return NNFT_EDOM;
-    for (size_t q = 0; q < nchunks; q++) {
-      if (bounds[q + 1] <= bounds[q]) return NNFT_EDOM;
-      if (bounds[q + 1] - bounds[q] > maxchunk) maxchunk = bounds[q + 1] - bounds[q];
-    }
+  size_t maxchunk, nchunks;
+  if (chunks) {
+    if (chunks->count == 0 || chunks->max == 0 || !chunks->range) return NNFT_EDOM;
+    nchunks = chunks->count;
+    maxchunk = chunks->max;
   } else {
     if (E == 0 || chunk == 0) return NNFT_EDOM;
     nchunks = E / chunk + (E % chunk != 0);
@@ -748,7 +745,7 @@ nnft_status nnft_ens_run(const nnft_arch *a, const nnft_mat *X, uint64_t seed, s
 #endif
       ens_ws *w = &ws[tid];
       size_t lo, hi;
-      chunk_range(bounds, chunk, E, (size_t)q, &lo, &hi);
+      chunk_range(chunks, chunk, E, (size_t)q, &lo, &hi);
       size_t m = hi - lo;
       nnft_status st = NNFT_OK;
       int stop;
@@ -758,6 +755,7 @@ nnft_status nnft_ens_run(const nnft_arch *a, const nnft_mat *X, uint64_t seed, s
       stop = failed;
       if (stop) continue; /* an earlier error ends the run */
       if (nnft_interrupted()) st = NNFT_EINTR;
+      if (!(lo < hi && m <= maxchunk)) st = NNFT_EDOM; /* a bad partition */
       for (size_t e = lo; e < hi && !st; e++) {
         st = stream_init(w->st, &root, e);
         if (!st) {
@@ -785,7 +783,7 @@ nnft_status nnft_ens_run(const nnft_arch *a, const nnft_mat *X, uint64_t seed, s
     err = first_err;
     for (size_t q = w0; q < (size_t)w1 && !err && c->merge; q++) {
       size_t lo, hi;
-      chunk_range(bounds, chunk, E, q, &lo, &hi);
+      chunk_range(chunks, chunk, E, q, &lo, &hi);
       err = c->merge(c->ctx, q - w0, lo, hi - lo);
     }
   }
@@ -798,8 +796,14 @@ nnft_status nnft_ens_run(const nnft_arch *a, const nnft_mat *X, uint64_t seed, s
 
 typedef struct out_ctx {
   nnft_mat *F;
-  size_t e0;
+  size_t e0, chunk;
 } out_ctx;
+
+static void out_range(const void *ctx, size_t q, size_t *lo, size_t *hi) {
+  const out_ctx *o = ctx;
+  *lo = o->e0 + q * o->chunk;
+  *hi = *lo + o->chunk < o->e0 + o->F->rows ? *lo + o->chunk : o->e0 + o->F->rows;
+}
 
 static nnft_status out_chunk(void *ctx, int tid, size_t slot, size_t e0, const nnft_mat *F) {
   out_ctx *o = ctx;
@@ -818,16 +822,11 @@ nnft_status nnft_ens_outputs(const nnft_arch *a, const nnft_mat *X, uint64_t see
   if (!F || F->rows == 0 || F->cols != X->rows) return NNFT_EDIM;
   if (chunk == 0) return NNFT_EDOM;
   if (F->rows > SIZE_MAX - e0) return NNFT_EOVERFLOW;
-  size_t E = F->rows, nch = E / chunk + (E % chunk != 0);
-  size_t *b = nnft_alloc((nch + 1) * sizeof *b);
-  if (!b) return NNFT_ENOMEM;
-  for (size_t q = 0; q < nch; q++) b[q] = e0 + q * chunk;
-  b[nch] = e0 + E;
-  out_ctx o = {F, e0};
+  size_t E = F->rows;
+  out_ctx o = {F, e0, chunk};
+  nnft_ens_chunks ch = {E / chunk + (E % chunk != 0), chunk < E ? chunk : E, out_range, &o};
   nnft_ens_consumer c = {&o, out_chunk, NULL};
-  s = nnft_ens_run(a, X, seed, E, chunk, b, nch, threads, &c);
-  nnft_free(b);
-  return s;
+  return nnft_ens_run(a, X, seed, E, chunk, &ch, threads, &c);
 }
 
 /* ---- correlators ---- */
@@ -836,7 +835,13 @@ typedef struct corr_ctx {
   const nnft_corr_acc *cacc;
   nnft_corr_acc *acc;
   nnft_corr_part **parts;
+  size_t chunk;
 } corr_ctx;
+
+static void corr_range(const void *ctx, size_t q, size_t *lo, size_t *hi) {
+  const corr_ctx *c = ctx;
+  nnft_corr_acc_chunk(c->cacc, c->chunk, q, lo, hi);
+}
 
 static nnft_status corr_chunk(void *ctx, int tid, size_t slot, size_t e0, const nnft_mat *F) {
   corr_ctx *c = ctx;
@@ -858,29 +863,24 @@ nnft_status nnft_ens_correlators(const nnft_arch *a, const nnft_mat *X, uint64_t
   size_t n, E, B;
   nnft_corr_acc_shape(acc, &n, &E, &B);
   if (n != X->rows || nnft_corr_acc_count(acc) != 0 || chunk == 0) return NNFT_EDOM;
-  size_t nb = nnft_corr_acc_nblocks(acc), nch;
-  size_t *bounds = nnft_alloc((nb + 1) * sizeof *bounds);
-  if (!bounds) return NNFT_ENOMEM;
-  nnft_corr_acc_chunks(acc, chunk, bounds, &nch);
+  size_t nch = nnft_corr_acc_nchunks(acc, chunk);
   if (threads < 1) threads = 1;
   if ((size_t)threads > nch) threads = (int)nch;
   size_t W = nnft_ens_window(threads);
   if (W > nch) W = nch;
   nnft_corr_part **parts = nnft_alloc(W * sizeof *parts);
-  if (!parts) {
-    nnft_free(bounds);
-    return NNFT_ENOMEM;
-  }
+  if (!parts) return NNFT_ENOMEM;
   for (size_t t = 0; t < W; t++) parts[t] = NULL;
   for (size_t t = 0; t < W && !s; t++) s = nnft_corr_part_alloc(acc, chunk, &parts[t]);
   if (!s) {
-    corr_ctx c = {acc, acc, parts};
+    corr_ctx c = {acc, acc, parts, chunk};
+    size_t per = chunk / NNFT_CORR_BLOCK + (chunk % NNFT_CORR_BLOCK != 0);
+    nnft_ens_chunks ch = {nch, per * NNFT_CORR_BLOCK, corr_range, &c};
     nnft_ens_consumer con = {&c, corr_chunk, corr_merge};
-    s = nnft_ens_run(a, X, seed, E, chunk, bounds, nch, threads, &con);
+    s = nnft_ens_run(a, X, seed, E, chunk, &ch, threads, &con);
   }
   for (size_t t = 0; t < W; t++) nnft_corr_part_free(parts[t]);
   nnft_free(parts);
-  nnft_free(bounds);
   return s;
 }
 
@@ -912,7 +912,7 @@ nnft_status nnft_ens_histogram(const nnft_arch *a, const nnft_mat *X, uint64_t s
   if (!s) {
     hist_ctx c = {hs};
     nnft_ens_consumer con = {&c, hist_chunk, NULL};
-    s = nnft_ens_run(a, X, seed, E, chunk, NULL, 0, threads, &con);
+    s = nnft_ens_run(a, X, seed, E, chunk, NULL, threads, &con);
   }
   for (int t = 0; t < threads && !s; t++) s = nnft_corr_hist_merge(h, &hs[t]);
   for (int t = 0; t < threads; t++) nnft_corr_hist_free(&hs[t]);
@@ -953,7 +953,7 @@ nnft_status nnft_ens_range(const nnft_arch *a, const nnft_mat *X, uint64_t seed,
   range_ctx c = {n, buf, buf + n * (size_t)threads};
   for (size_t i = 0; i < 2 * n * (size_t)threads; i++) buf[i] = NAN;
   nnft_ens_consumer con = {&c, range_chunk, NULL};
-  s = nnft_ens_run(a, X, seed, E, chunk, NULL, 0, threads, &con);
+  s = nnft_ens_run(a, X, seed, E, chunk, NULL, threads, &con);
   if (!s) {
     for (size_t k = 0; k < n; k++) {
       lo[k] = hi[k] = NAN;

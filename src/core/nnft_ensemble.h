@@ -73,6 +73,14 @@ typedef struct nnft_ens_consumer {
  * this many threads. */
 int nnft_ens_threads(const nnft_arch *a, int requested);
 
+/* A partition of the networks into chunks: chunk q < count is networks [lo, hi) as set by
+ * range(ctx, q, &lo, &hi), with lo < hi <= lo + max, chunks in increasing order. */
+typedef struct nnft_ens_chunks {
+  size_t count, max;
+  void (*range)(const void *ctx, size_t q, size_t *lo, size_t *hi);
+  const void *ctx;
+} nnft_ens_chunks;
+
 /* Chunks per window for a run on `threads` threads (16 per thread). */
 size_t nnft_ens_window(int threads);
 
@@ -80,17 +88,16 @@ size_t nnft_ens_window(int threads);
  * d_in or X is empty, NNFT_ENONFINITE if X has NaN or Inf, and nnft_arch_check's status. */
 nnft_status nnft_ens_check(const nnft_arch *a, const nnft_mat *X);
 
-/* Run the networks e = bounds[0] .. bounds[nchunks]-1 of seed `seed` at the inputs X (rows are
- * points), chunk c being networks bounds[c] .. bounds[c+1]-1 (bounds strictly increasing,
- * nchunks >= 1), on `threads` threads (as returned by nnft_ens_threads), feeding every chunk to
- * the consumer. With bounds = NULL the chunks are [0, E) cut every `chunk` networks (E >= 1,
- * chunk >= 1; nchunks is ignored). Work space per thread: one chunk of outputs (m x n) plus two
- * layer activations (width x n) and a few KiB, allocated here. Polls the interrupt flag per
- * chunk (NNFT_EINTR). Errors: nnft_ens_check's, NNFT_EDOM for bad bounds or E = 0, NNFT_ENOMEM,
- * NNFT_EOVERFLOW, or the first error a consumer returned. Cost per network: one normal per
- * random parameter plus a forward pass, O(P n). */
+/* Run networks of seed `seed` at the inputs X (rows are points) chunk by chunk, on `threads`
+ * threads (as returned by nnft_ens_threads), feeding every chunk to the consumer. The chunks are
+ * `chunks` (count >= 1), or with chunks = NULL [0, E) cut every `chunk` networks (E >= 1,
+ * chunk >= 1). Work space per thread: one chunk of outputs (max x n) plus two layer activations
+ * (width x n) and a few KiB, allocated here. Polls the interrupt flag per chunk (NNFT_EINTR).
+ * Errors: nnft_ens_check's, NNFT_EDOM for bad chunks or E = 0, NNFT_ENOMEM, NNFT_EOVERFLOW, or
+ * the first error a consumer returned. Cost per network: one normal per random parameter plus a
+ * forward pass, O(P n). */
 nnft_status nnft_ens_run(const nnft_arch *a, const nnft_mat *X, uint64_t seed, size_t E,
-                         size_t chunk, const size_t *bounds, size_t nchunks, int threads,
+                         size_t chunk, const nnft_ens_chunks *chunks, int threads,
                          const nnft_ens_consumer *c);
 
 /* The outputs of networks e0 .. e0 + F->rows - 1 at X into F (rows x n): nnft_ens_run with a

@@ -109,19 +109,21 @@ static void fill_normal(nnft_mat *m, uint64_t seed) {
 
 /* Feed F through chunks of `chunk` networks (parts merged in order). */
 static nnft_status feed(nnft_corr_acc *acc, const nnft_mat *F, size_t chunk) {
-  size_t nb = nnft_corr_acc_nblocks(acc), nch;
-  size_t *bounds = malloc((nb + 1) * sizeof *bounds);
-  nnft_corr_acc_chunks(acc, chunk, bounds, &nch);
+  size_t nch = nnft_corr_acc_nchunks(acc, chunk), prev = 0;
   nnft_corr_part *p;
   nnft_status s = nnft_corr_part_alloc(acc, chunk, &p);
   for (size_t q = 0; q < nch && !s; q++) {
+    size_t lo, hi;
+    nnft_corr_acc_chunk(acc, chunk, q, &lo, &hi);
+    CHECK(lo == prev && hi > lo); /* a partition of 0 .. E */
+    prev = hi;
     nnft_mat v;
-    nnft_mat_view(F, bounds[q], 0, bounds[q + 1] - bounds[q], F->cols, &v);
-    s = nnft_corr_part_compute(acc, bounds[q], &v, p);
+    nnft_mat_view(F, lo, 0, hi - lo, F->cols, &v);
+    s = nnft_corr_part_compute(acc, lo, &v, p);
     if (!s) s = nnft_corr_part_merge(acc, p);
   }
+  if (!s) CHECK(prev == F->rows);
   nnft_corr_part_free(p);
-  free(bounds);
   return s;
 }
 

@@ -392,6 +392,12 @@ static nnft_status interrupting_chunk(void *ctx, int tid, size_t slot, size_t e0
   return NNFT_OK;
 }
 
+static void bounds_range(const void *ctx, size_t q, size_t *lo, size_t *hi) {
+  const size_t *b = ctx;
+  *lo = b[q];
+  *hi = b[q + 1];
+}
+
 static void test_bad_input(void) {
   nnft_arch a = one_layer(2, 5, NNFT_ACT_RELU, 1, 0);
   nnft_mat X, Xbad;
@@ -420,15 +426,20 @@ static void test_bad_input(void) {
 
   int calls = 0;
   nnft_ens_consumer cnt = {&calls, count_chunk, NULL};
-  CHECK_STATUS(nnft_ens_run(&a, &X, 1, 0, 4, NULL, 0, 1, &cnt), NNFT_EDOM); /* E = 0 */
-  CHECK_STATUS(nnft_ens_run(&a, &X, 1, 10, 4, NULL, 0, 2, &cnt), NNFT_OK);
+  CHECK_STATUS(nnft_ens_run(&a, &X, 1, 0, 4, NULL, 1, &cnt), NNFT_EDOM); /* E = 0 */
+  CHECK_STATUS(nnft_ens_run(&a, &X, 1, 10, 4, NULL, 2, &cnt), NNFT_OK);
   CHECK(calls == 3);
   size_t bnd[3] = {0, 5, 5};
-  CHECK_STATUS(nnft_ens_run(&a, &X, 1, 0, 0, bnd, 2, 1, &cnt), NNFT_EDOM); /* empty chunk */
+  nnft_ens_chunks bad_chunks = {2, 5, bounds_range, bnd};
+  CHECK_STATUS(nnft_ens_run(&a, &X, 1, 0, 0, &bad_chunks, 1, &cnt), NNFT_EDOM); /* empty */
+  bnd[2] = 12;
+  CHECK_STATUS(nnft_ens_run(&a, &X, 1, 0, 0, &bad_chunks, 1, &cnt), NNFT_EDOM); /* > max */
+  bad_chunks.count = 0;
+  CHECK_STATUS(nnft_ens_run(&a, &X, 1, 0, 0, &bad_chunks, 1, &cnt), NNFT_EDOM);
   nnft_ens_consumer fail = {NULL, failing_chunk, NULL};
-  CHECK_STATUS(nnft_ens_run(&a, &X, 1, 2000, 256, NULL, 0, 2, &fail), NNFT_EDIM);
+  CHECK_STATUS(nnft_ens_run(&a, &X, 1, 2000, 256, NULL, 2, &fail), NNFT_EDIM);
   nnft_ens_consumer intr = {NULL, interrupting_chunk, NULL};
-  CHECK_STATUS(nnft_ens_run(&a, &X, 1, 5000, 256, NULL, 0, 1, &intr), NNFT_EINTR);
+  CHECK_STATUS(nnft_ens_run(&a, &X, 1, 5000, 256, NULL, 1, &intr), NNFT_EINTR);
   nnft_interrupt_flag = 0;
 
   /* correlators: accumulator for the wrong n, or used twice */

@@ -20,5 +20,6 @@ int luaopen_nnft_core(lua_State *L) {
   l_open_finite(L);
   l_open_ensemble(L);
   l_open_kernel(L);
+  l_open_wilson(L);
   return 1;
 }

@@ -146,16 +146,10 @@ nnft_status nnft_corr_acc_alloc(size_t n, const int *orders, size_t norders, siz
     if ((s = nnft_corr_ntuples(n, k, &a.count[k]))) return s;
     if ((s = nnft_size_add(a.T, a.count[k], &a.T))) return s;
   }
-  /* blocks */
-  size_t nb = 0;
-  for (size_t b = 0; b < B; b++) {
-    size_t sz = nnft_corr_bag_start(E, B, b + 1) - nnft_corr_bag_start(E, B, b);
-    nb += sz / NNFT_CORR_BLOCK + (sz % NNFT_CORR_BLOCK != 0);
-  }
-  a.nblocks = nb;
   size_t bt, bytes;
   if ((s = nnft_size_mul(B, a.T, &bt)) || (s = nnft_size_mul(bt, sizeof(double), &bytes)))
     return s;
+  if (bytes > nnft_mat_max_bytes() / 2) return NNFT_EOVERFLOW; /* S and C: beyond memory */
   nnft_corr_acc *p = nnft_alloc(sizeof *p);
   if (!p) return NNFT_ENOMEM;
   *p = a;
@@ -175,6 +169,7 @@ nnft_status nnft_corr_acc_alloc(size_t n, const int *orders, size_t norders, siz
     q += sz / NNFT_CORR_BLOCK + (sz % NNFT_CORR_BLOCK != 0);
   }
   p->bag_block[B] = q;
+  p->nblocks = q;
   *out = p;
   return NNFT_OK;
 }

@@ -49,8 +49,9 @@ typedef struct nnft_corr_part nnft_corr_part; /* one thread's block sums for one
 
 /* An accumulator for n inputs, the orders orders[0 .. norders-1] (distinct, each in 1..6, any
  * order), E networks in B bags (1 <= B <= E). Memory: 2 B T doubles, T = the total number of
- * tuples of the orders, plus B + 1 block indices (nothing per network or block). NNFT_EDOM for bad orders, n,
- * E or B; NNFT_EOVERFLOW; NNFT_ENOMEM. Release with nnft_corr_acc_free (NULL is fine). */
+ * tuples of the orders, plus B + 1 block indices (nothing per network or block). NNFT_EDOM for
+ * bad orders, n, E or B; NNFT_EOVERFLOW (also when the totals would exceed the machine's
+ * memory); NNFT_ENOMEM. Release with nnft_corr_acc_free (NULL is fine). */
 nnft_status nnft_corr_acc_alloc(size_t n, const int *orders, size_t norders, size_t E, size_t B,
                                 nnft_corr_acc **out);
 void nnft_corr_acc_free(nnft_corr_acc *acc);

@@ -214,6 +214,9 @@ describe("Ensemble:npoint", function()
     assert.matches("order must be an integer 1 .. 6, got 8", errmsg(ens.npoints, ens, X6, { 2, 8 }))
     assert.matches("orders is empty", errmsg(ens.npoints, ens, X6, {}))
     assert.matches("orders must be a list", errmsg(ens.npoints, ens, X6, 4))
+    -- totals beyond the machine's memory are refused before anything is allocated
+    local huge = relu:sample(1e12, { seed = 1, bags = 1e9 })
+    assert.matches("cannot hold the correlators of 6 inputs", errmsg(huge.npoint, huge, X6, 6))
   end)
 end)
 

@@ -757,6 +757,10 @@ nnft_status nnft_ens_run(const nnft_arch *a, const nnft_mat *X, uint64_t seed, s
       if (nnft_interrupted()) st = NNFT_EINTR;
       if (!(lo < hi && m <= maxchunk)) st = NNFT_EDOM; /* a bad partition */
       for (size_t e = lo; e < hi && !st; e++) {
+        if (nnft_interrupted()) { /* per network too: one network may be big */
+          st = NNFT_EINTR;
+          break;
+        }
         st = stream_init(w->st, &root, e);
         if (!st) {
         if (fused) forward_fused(a, &sh, w, w->F + (e - lo), m);

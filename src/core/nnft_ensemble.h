@@ -92,7 +92,7 @@ nnft_status nnft_ens_check(const nnft_arch *a, const nnft_mat *X);
  * threads (as returned by nnft_ens_threads), feeding every chunk to the consumer. The chunks are
  * `chunks` (count >= 1), or with chunks = NULL [0, E) cut every `chunk` networks (E >= 1,
  * chunk >= 1). Work space per thread: one chunk of outputs (max x n) plus two layer activations
- * (width x n) and a few KiB, allocated here. Polls the interrupt flag per chunk (NNFT_EINTR).
+ * (width x n) and a few KiB, allocated here. Polls the interrupt flag per network (NNFT_EINTR).
  * Errors: nnft_ens_check's, NNFT_EDOM for bad chunks or E = 0, NNFT_ENOMEM, NNFT_EOVERFLOW, or
  * the first error a consumer returned. Cost per network: one normal per random parameter plus a
  * forward pass, O(P n). */

@@ -886,3 +886,53 @@ nnft_status nnft_net_train_many(nnft_net *const *nets, size_t count, const nnft_
   }
   return bad_i != SIZE_MAX ? first_bad : first;
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * Per-layer Jacobian signals (nnft_fisher) */
+
+nnft_status nnft_net_signals(const nnft_net *net, const nnft_mat *X, nnft_net_signal_fn fn,
+                             void *ctx) {
+  const nnft_arch *a = &net->arch;
+  if (X->cols != a->d_in) return NNFT_EDIM;
+  int amp = has_amp(net);
+  if (amp && !a->layer[0].frozen) return NNFT_EDOM;
+  size_t n = X->rows, L = a->nlayers;
+  if (n == 0 || net->ntrain == 0) return NNFT_OK;
+  work w;
+  nnft_status s = work_alloc(net, min_size(n, NNFT_NET_BLOCK), 1, &w);
+  if (s) return s;
+  if (amp) cos_amplitude(net, &w);
+  for (size_t r0 = 0; r0 < n && !s; r0 += NNFT_NET_BLOCK) {
+    if (nnft_interrupted()) {
+      s = NNFT_EINTR;
+      break;
+    }
+    size_t nb = min_size(NNFT_NET_BLOCK, n - r0), ld = w.nmax;
+    nnft_mat Xb = row_block(X, r0, nb);
+    if ((s = forward_block(net, &w, &Xb, 1))) break;
+    int cur = 0;
+    for (size_t r = 0; r < nb; r++) w.delta[cur][r] = 1.0;
+    for (size_t l = L; l-- > net->first_train;) {
+      const nnft_layer *ly = &a->layer[l];
+      size_t fo = ly->fan_out, fi = ly->fan_in;
+      nnft_mat in = layer_input(net, &w, &Xb, l, nb);
+      nnft_mat dl = {nb, fo, ld, w.delta[cur], 0};
+      if (!ly->frozen && (s = fn(ctx, l, r0, &in, &dl, amp && l == 1 ? w.amp : NULL))) break;
+      if (l == net->first_train) break;
+      /* δ^{l-1} = (δ^l W^l ws) ⊙ σ'(z^{l-1}); never through an amplitude readout here (its
+       * frequencies are frozen, so first_train >= 1 and the loop stopped above) */
+      nnft_mat dn = {nb, fi, ld, w.delta[1 - cur], 0};
+      nnft_mat W = weight_mat(net, l);
+      if ((s = nnft_mat_gemm(net->wscale[l], &dl, 0, &W, 0, 0.0, &dn))) break;
+      const double *dprev = w.d[l - 1];
+      for (size_t j = 0; j < fi; j++) {
+        double *restrict dc = dn.data + j * ld;
+        const double *restrict sc = dprev + j * ld;
+        for (size_t r = 0; r < nb; r++) dc[r] *= sc[r];
+      }
+      cur = 1 - cur;
+    }
+  }
+  work_free(&w);
+  return s;
+}

@@ -156,4 +156,20 @@ nnft_status nnft_net_train_many(nnft_net *const *nets, size_t count, const nnft_
                                 const nnft_rng *root, int threads, double *history,
                                 nnft_status *status, size_t *epochs_done);
 
+/* Per-layer Jacobian signals (physics.md §7.1; used by nnft_fisher). For every block of at most
+ * NNFT_NET_BLOCK rows of X (rows r0 .. r0+nb-1) and every non-frozen layer l, from the output
+ * down, calls fn(ctx, l, r0, H, D, hscale) with H (nb x fan_in) the layer's input (the rows of X
+ * for l = 0, else σ(z^{l-1})) and D (nb x fan_out) the backward signal δ_ai = ∂f(x_a)/∂z^l_i, so
+ * that the Jacobian columns of layer l are
+ *   ∂f(x_a)/∂W^l_ij = ws_l D_ai H_aj hscale_j,   ∂f(x_a)/∂b^l_i = bs_l D_ai
+ * with hscale NULL (read as 1) except for the readout of an amplitude cos-net (hscale_j = A(b_j)).
+ * H and D are workspace views valid during the call only. A non-OK status from fn stops the
+ * pass and is returned. NNFT_EDOM for an amplitude cos-net with trainable frequencies (their
+ * Jacobian has an extra term: use nnft_net_jacobian), NNFT_EDIM on shape mismatch, NNFT_EINTR
+ * between blocks. O(n P). */
+typedef nnft_status (*nnft_net_signal_fn)(void *ctx, size_t l, size_t r0, const nnft_mat *H,
+                                          const nnft_mat *D, const double *hscale);
+nnft_status nnft_net_signals(const nnft_net *net, const nnft_mat *X, nnft_net_signal_fn fn,
+                             void *ctx);
+
 #endif

@@ -370,6 +370,39 @@ ENS_HOT static void axpy_cols(size_t fo, size_t n, const double *restrict w,
   }
 }
 
+/* The same for cb <= 4 consecutive columns (w holds them one after another, fo each): every
+ * element of z gets the column products added in column order, exactly as cb calls of
+ * axpy_cols would, with one pass over z instead of cb. */
+ENS_HOT static void axpy_cols4(size_t fo, size_t n, size_t cb, const double *restrict w,
+                               const double *restrict hrow, size_t ldh, double *restrict z,
+                               int first) {
+  if (cb < 4) {
+    for (size_t j = 0; j < cb; j++)
+      axpy_cols(fo, n, w + j * fo, hrow + j, ldh, z, first && j == 0);
+    return;
+  }
+  const double *w0 = w, *w1 = w + fo, *w2 = w + 2 * fo, *w3 = w + 3 * fo;
+  for (size_t k = 0; k < n; k++) {
+    const double s0 = hrow[k * ldh], s1 = hrow[1 + k * ldh], s2 = hrow[2 + k * ldh],
+                 s3 = hrow[3 + k * ldh];
+    double *zk = z + k * fo;
+    if (first)
+      for (size_t i = 0; i < fo; i++) {
+        double v = w0[i] * s0;
+        v += w1[i] * s1;
+        v += w2[i] * s2;
+        zk[i] = v + w3[i] * s3;
+      }
+    else
+      for (size_t i = 0; i < fo; i++) {
+        double v = zk[i] + w0[i] * s0;
+        v += w1[i] * s1;
+        v += w2[i] * s2;
+        zk[i] = v + w3[i] * s3;
+      }
+  }
+}
+
 /* Activation in place on m values (column k of a layer). */
 ENS_HOT static void act_inplace(nnft_act act, double *restrict z, size_t m, double shift,
                                 const nnft_custom_act *cu) {
@@ -544,9 +577,10 @@ static void forward(const nnft_arch *a, const ens_shape *sh, ens_ws *ws, double 
       if (amp2) mul_vec(ws->w, ws->amp, fi);
       dot_cols(fi, n, ws->w, h, ldh, z);
     } else {
-      for (size_t c = 0; c < fi; c++) {
-        draw_param(st, ws->w, fo, Ly->mean_w, sd, ntk, 0);
-        axpy_cols(fo, n, ws->w, h + c, ldh, z, c == 0);
+      for (size_t c = 0; c < fi; c += 4) { /* four weight columns per pass over z */
+        size_t cb = fi - c < 4 ? fi - c : 4;
+        draw_param(st, ws->w, cb * fo, Ly->mean_w, sd, ntk, 0);
+        axpy_cols4(fo, n, cb, ws->w, h + c, ldh, z, c == 0);
       }
     }
     /* bias (cos-net layer 1: the phases) */
@@ -639,7 +673,9 @@ static nnft_status ws_alloc(const nnft_arch *a, const nnft_mat *X, const ens_sha
     return NNFT_EOVERFLOW;
   if (a->is_cosnet && nnft_size_mul(a->layer[0].fan_out, sh->d, &ball))
     return NNFT_EOVERFLOW;
-  size_t wcol = sh->maxcol > ball ? sh->maxcol : ball;
+  size_t wcol;
+  if (nnft_size_mul(sh->maxcol, 4, &wcol)) return NNFT_EOVERFLOW; /* four columns at a time */
+  if (ball > wcol) wcol = ball;
   size_t bytes[8] = {dn, sh->n, wn, wn, wcol, sh->maxw, a->layer[0].fan_out, fn};
   for (int i = 0; i < 8; i++)
     if (nnft_size_mul(bytes[i], sizeof(double), &bytes[i])) return NNFT_EOVERFLOW;

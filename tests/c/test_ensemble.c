@@ -294,6 +294,15 @@ static void test_fused(void) {
       a.layer[1].mean_w = 0.1 * w;
       check_fused(&a, &X2);
     }
+  /* d = 5: the layer-1 product runs four input columns per pass, then one */
+  nnft_mat X5;
+  nnft_mat_alloc(3, 5, &X5);
+  for (int i = 0; i < 15; i++) X5.data[i] = cos(0.9 * i);
+  nnft_arch a5 = one_layer(5, 19, NNFT_ACT_RELU, 1.2, 0.3);
+  check_fused(&a5, &X5);
+  a5 = one_layer(5, 16, NNFT_ACT_ERF, 0.8, 0.0);
+  check_fused(&a5, &X5);
+  nnft_mat_free(&X5);
   nnft_mat_free(&X1);
   nnft_mat_free(&X2);
 }

@@ -14,6 +14,7 @@
 
 #include "nnft_alloc.h"
 #include "nnft_freeprop.h"
+#include "nnft_nngp.h"
 
 #define TILE 64
 
@@ -154,15 +155,17 @@ static nnft_status check_rec(const nnft_kernel *k, size_t depth, const char **wh
   }
   case NNFT_KERNEL_NNGP:
   case NNFT_KERNEL_NTK:
-    if (nnft_arch_check(&k->arch)) {
-      *why = "invalid architecture";
-      return NNFT_EDOM;
-    }
-    if (k->quad_order < 0 || k->quad_order > 1000) {
-      *why = "quad_order must be between 0 (default) and 1000";
+  {
+    nnft_nngp_opts o = nnft_nngp_defaults();
+    o.ntk = k->type == NNFT_KERNEL_NTK;
+    o.quad_order = k->quad_order;
+    const char *w = NULL;
+    if (nnft_nngp_check(&k->arch, &o, &w)) {
+      *why = w ? w : "invalid architecture";
       return NNFT_EDOM;
     }
     return NNFT_OK;
+  }
   case NNFT_KERNEL_SUM:
   case NNFT_KERNEL_PROD: {
     nnft_status s = check_rec(k->left, depth + 1, why);
@@ -259,13 +262,11 @@ int nnft_kernel_is_stationary(const nnft_kernel *k) {
 
 static nnft_status nngp_matrix(const nnft_kernel *k, const nnft_mat *X, const nnft_mat *Y,
                                nnft_mat *out) {
-  (void)k, (void)X, (void)Y, (void)out;
-  return NNFT_EDOM; /* nnft_nngp is not part of this build yet */
+  return nnft_nngp_matrix(&k->arch, k->type == NNFT_KERNEL_NTK, k->quad_order, X, Y, out);
 }
 
 static nnft_status nngp_diag(const nnft_kernel *k, const nnft_mat *X, nnft_mat *out) {
-  (void)k, (void)X, (void)out;
-  return NNFT_EDOM;
+  return nnft_nngp_diag(&k->arch, k->type == NNFT_KERNEL_NTK, k->quad_order, X, out);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -751,6 +752,29 @@ double nnft_kernel_length_scale(const nnft_kernel *k) {
   }
 }
 
+/* The largest nnft_nngp workspace over the tree's NNGP/NTK leaves for nb x mb evaluations. */
+static nnft_status nngp_bytes(const nnft_kernel *k, size_t nb, size_t mb, size_t *bytes) {
+  nnft_status s;
+  size_t a = 0, b = 0;
+  switch (k->type) {
+  case NNFT_KERNEL_NNGP:
+  case NNFT_KERNEL_NTK: {
+    nnft_nngp_opts o = nnft_nngp_defaults();
+    o.ntk = k->type == NNFT_KERNEL_NTK;
+    o.quad_order = k->quad_order;
+    return nnft_nngp_workspace_bytes(&k->arch, &o, nb, mb, bytes);
+  }
+  case NNFT_KERNEL_SCALE: return nngp_bytes(k->left, nb, mb, bytes);
+  case NNFT_KERNEL_SUM:
+  case NNFT_KERNEL_PROD:
+    if ((s = nngp_bytes(k->left, nb, mb, &a))) return s;
+    if ((s = nngp_bytes(k->right, nb, mb, &b))) return s;
+    *bytes = a > b ? a : b;
+    return NNFT_OK;
+  default: *bytes = 0; return NNFT_OK;
+  }
+}
+
 nnft_status nnft_kernel_bytes(const nnft_kernel *k, size_t n, size_t m, size_t *bytes) {
   nnft_status s;
   if ((s = nnft_kernel_check(k))) return s;
@@ -761,13 +785,12 @@ nnft_status nnft_kernel_bytes(const nnft_kernel *k, size_t n, size_t m, size_t *
   leaf_needs need = {0, 0, 0, 0};
   scan_leaves(k, &need);
   if (need.nngp) {
-    /* nnft_nngp keeps per-point diagonals of every layer: (n + m) x layers doubles, twice */
-    size_t per, nl = k->type == NNFT_KERNEL_NNGP || k->type == NNFT_KERNEL_NTK
-                         ? k->arch.nlayers
-                         : NNFT_MAX_LAYERS;
-    if ((s = nnft_size_add(n, m, &per))) return s;
-    if ((s = nnft_size_mul(per, 2 * nl * sizeof(double), &per))) return s;
-    if ((s = nnft_size_add(ws, per, &ws))) return s;
+    /* nnft_nngp's own workspace: whole matrices for a lone leaf, tiles inside a tree */
+    size_t nb = k->type == NNFT_KERNEL_NNGP || k->type == NNFT_KERNEL_NTK ? n : TILE;
+    size_t mb = k->type == NNFT_KERNEL_NNGP || k->type == NNFT_KERNEL_NTK ? m : TILE;
+    size_t w = 0;
+    if ((s = nngp_bytes(k, nb, mb, &w))) return s;
+    if ((s = nnft_size_add(ws, w, &ws))) return s;
   }
   return nnft_size_add(total, ws, bytes);
 }

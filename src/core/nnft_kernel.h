@@ -27,7 +27,7 @@
 
 #define NNFT_KERNEL_MAX_DEPTH 200
 /* 1 when the NNGP/NTK leaves are evaluated (nnft_nngp linked); 0: they give NNFT_EDOM */
-#define NNFT_KERNEL_HAVE_NNGP 0
+#define NNFT_KERNEL_HAVE_NNGP 1
 
 typedef enum {
   NNFT_KERNEL_NNGP,     /* infinite-width NNGP kernel of `arch` (K^{L+1} of §2.1) */
@@ -45,7 +45,7 @@ typedef struct nnft_kernel {
   nnft_kernel_type type;
   nnft_arch arch;        /* NNGP / NTK: a copy of the architecture */
   int quad_order;        /* Gauss–Hermite nodes per dimension for activations without a closed form
-                            (0: nnft_nngp's default) */
+                            (0: nnft_nngp's default; else 2 .. NNFT_NNGP_QUAD_MAX) */
   double variance;       /* RBF, MATERN, POLY */
   double lengthscale;    /* RBF, MATERN */
   double nu;             /* MATERN: 0.5, 1.5 or 2.5 */

@@ -277,9 +277,12 @@ done:
 
 static size_t default_n(size_t d) { return d == 1 ? 4096 : d == 2 ? 256 : 64; }
 
-/* L = 2 r_tail: |K| below 1e-10 K(0) at r, 1.5 r and 2 r; searched up to 500 ℓ (capped at
- * 100 ℓ when it never decays). */
-static nnft_status default_box(nnft_kernel_radial_ws *kw, const nnft_kernel *k, double *L) {
+/* L = 2 r_tail × pad: |K| below 1e-10 K(0) at r, 1.5 r and 2 r; searched up to 500 ℓ (200 ℓ
+ * when it never decays). The padding (16, 4, 1 in d = 1, 2, 3) refines the momentum grid
+ * 2π/L where the default n leaves room. */
+static nnft_status default_box(nnft_kernel_radial_ws *kw, const nnft_kernel *k, size_t d,
+                               double *L) {
+  double pad = d == 1 ? 16.0 : d == 2 ? 4.0 : 1.0;
   double ell = nnft_kernel_length_scale(k), zero = 0.0, k0;
   if (!(ell > 0 && isfinite(ell))) ell = 1.0;
   nnft_status s = nnft_kernel_radial_eval(kw, &zero, 1, &k0);
@@ -289,7 +292,7 @@ static nnft_status default_box(nnft_kernel_radial_ws *kw, const nnft_kernel *k, 
     double rs[3] = {r, 1.5 * r, 2.0 * r}, v[3];
     if ((s = nnft_kernel_radial_eval(kw, rs, 3, v))) return s;
     if (fabs(v[0]) <= tol && fabs(v[1]) <= tol && fabs(v[2]) <= tol) {
-      *L = 2.0 * r;
+      *L = 2.0 * r * pad;
       return NNFT_OK;
     }
   }
@@ -316,7 +319,7 @@ static nnft_status spectrum_fft(const nnft_kernel *k, size_t d, const nnft_spect
   gsl_interp *interp = NULL;
   gsl_interp_accel *acc = NULL;
   double L = o->L;
-  if (L == 0 && (s = default_box(kw, k, &L))) goto done;
+  if (L == 0 && (s = default_box(kw, k, d, &L))) goto done;
   double h = L / (double)n;
   /* sizes: n^d complex points; radius keys 0..kmax (|k| for d = 1, |k|² otherwise) */
   size_t total = 1, half = n / 2, kmax, bytes;
@@ -334,8 +337,8 @@ static nnft_status spectrum_fft(const nnft_kernel *k, size_t d, const nnft_spect
   size_t smax = d == 1 ? half : (half - 1) * (half - 1); /* shells kept */
   ssum = nnft_alloc((smax + 1) * sizeof(double));
   scount = nnft_alloc((smax + 1) * sizeof(size_t));
-  ps = nnft_alloc((smax + 1) * sizeof(double));
-  vs = nnft_alloc((smax + 1) * sizeof(double));
+  ps = nnft_alloc((2 * smax + 1) * sizeof(double));
+  vs = nnft_alloc((2 * smax + 1) * sizeof(double));
   if (!grid || !rad || !kval || !ssum || !scount || !ps || !vs) {
     s = NNFT_ENOMEM;
     goto done;
@@ -392,23 +395,29 @@ static nnft_status spectrum_fft(const nnft_kernel *k, size_t d, const nnft_spect
     ssum[key] += hd * grid[2 * idx];
     scount[key]++;
   }
-  size_t ns = 0;
+  /* shells in increasing |p|, mirrored to negative |p| (K̃ is even in p: the spline then needs
+   * no boundary condition at p = 0) */
+  size_t nshell = 0, ns;
   double dp = 2.0 * M_PI / L;
-  for (size_t key = 0; key <= smax; key++)
-    if (scount[key]) {
-      ps[ns] = dp * (d == 1 ? (double)key : sqrt((double)key));
-      vs[ns] = ssum[key] / (double)scount[key];
-      ns++;
-    }
+  for (size_t key = 0; key <= smax; key++) nshell += scount[key] != 0;
   if (info) {
     info->n = n;
     info->L = L;
-    info->p_max = ns ? ps[ns - 1] : 0.0;
   }
-  if (ns < 3) {
+  if (nshell < 3) {
     s = NNFT_EDOM;
     goto done;
   }
+  ns = 2 * nshell - 1;
+  for (size_t key = 0, at = nshell - 1; key <= smax; key++)
+    if (scount[key]) {
+      ps[at] = dp * (d == 1 ? (double)key : sqrt((double)key));
+      vs[at] = ssum[key] / (double)scount[key];
+      ps[2 * (nshell - 1) - at] = -ps[at];
+      vs[2 * (nshell - 1) - at] = vs[at];
+      at++;
+    }
+  if (info) info->p_max = ps[ns - 1];
   for (size_t j = 0; j < p->cols; j++)
     for (size_t i = 0; i < p->rows; i++)
       if (NNFT_AT(p, i, j) > ps[ns - 1]) {

@@ -28,9 +28,10 @@
  *   shell averaged) and the shells interpolated in |p| (natural cubic spline). Each distinct
  *   grid radius is evaluated once. Requested p must lie below the largest complete shell,
  *   p <= (n/2 − 1)·2π/L (NNFT_EDOM otherwise). Errors: aliasing ~ K̃(2π/h − p) and truncation
- *   ~ K at L/2. Defaults: n = 4096, 256, 64 for d = 1, 2, 3; L = 2 r_tail where |K(r)| first
- *   stays below 1e-10 K(0) on [r_tail, 2 r_tail] (searched up to 500 times the kernel's length
- *   scale).
+ *   ~ K at L/2. Defaults: n = 4096, 256, 64 for d = 1, 2, 3; L = 2 r_tail × (16, 4, 1 in
+ *   d = 1, 2, 3: a finer momentum grid where n leaves room), r_tail where |K(r)| first stays below
+ *   1e-10 K(0) on [r_tail, 2 r_tail] (searched up to 500 times the kernel's length scale; 200
+ *   length scales when K never decays that far, e.g. the sharp-cutoff propagator).
  *
  * GSL's workspaces are allocated by GSL (malloc); the grid and shell tables through nnft_alloc. */
 #ifndef NNFT_SPECTRUM_H

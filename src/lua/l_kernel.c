@@ -16,6 +16,7 @@
 
 #include "l_util.h"
 #include "nnft_kernel.h"
+#include "nnft_nngp.h"
 #include "nnft_spectrum.h"
 
 typedef struct l_kernel {
@@ -184,10 +185,9 @@ static int make_arch_kernel(lua_State *L, int ntk, const char *fname) {
   opts_table(L, 2, fname, ntk ? keys_ntk : keys, ntk ? "{quad_order=}" : "{quad_order=, ntk=}");
   if (!ntk) ntk = l_opt_boolean(L, 2, "ntk", 0);
   lua_Integer q = l_opt_integer(L, 2, "quad_order", 0);
-  if (q != 0 && (q < 2 || q > 1000))
-    raisef(L, "%s: quad_order (Gauss-Hermite nodes per dimension) must be between 2 and 1000, "
-              "got %lld", fname, (long long)q);
-  if (nnft_arch_check(a)) raisef(L, "%s: invalid architecture", fname);
+  if (q != 0 && (q < 2 || q > NNFT_NNGP_QUAD_MAX))
+    raisef(L, "%s: quad_order (Gauss-Hermite nodes per dimension) must be between 2 and %d, "
+              "got %lld", fname, NNFT_NNGP_QUAD_MAX, (long long)q);
   nnft_kernel k = nnft_kernel_nngp(a, ntk, (int)q);
   check_node(L, &k, fname);
   push_kernel(L, &k);

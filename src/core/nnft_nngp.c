@@ -327,9 +327,16 @@ static void expect_closed(int act, double q1, double q2, double c, double *V, do
   }
 }
 
-/* Gauss–Hermite on the Cholesky factor: u = L11 z1, v = L21 z1 + L22 z2. */
+/* Gauss–Hermite on the Cholesky factor: u = L11 z1, v = L21 z1 + L22 z2, with u the variable of
+ * smaller variance (V is symmetric in u, v; the canonical order makes the finite rule symmetric
+ * too, so that K(x, x') = K(x', x) exactly). */
 static void expect_gh(int act, const nnft_custom_act *cu, const nnft_gh_rule *gh, gh_scratch *s,
                       double q1, double q2, double c, double *V, double *Vd) {
+  if (q1 > q2) {
+    double t = q1;
+    q1 = q2;
+    q2 = t;
+  }
   size_t n = gh->n;
   const double *z = gh->z, *w = gh->w;
   double L11 = sqrt(q1 > 0 ? q1 : 0.0), L21 = 0.0, L22;
@@ -665,15 +672,29 @@ static double row_dist(const nnft_mat *X, size_t i, const nnft_mat *Y, size_t j)
   return sqrt(s);
 }
 
-/* One tile: out[i0.., j0..] holds x·x' on entry and K or Θ on exit. */
+/* g[i + j ni] = x_{i0+i}·y_{j0+j}, summed in coordinate order: the same arithmetic for every
+ * pair, so a point's |x|² and its product with an identical row agree bit for bit (and the
+ * general path at Y = X reproduces the symmetric one). */
+static void tile_dots(const nnft_mat *X, size_t i0, size_t ni, const nnft_mat *Y, size_t j0,
+                      size_t nj, double *restrict g) {
+  for (size_t e = 0; e < ni * nj; e++) g[e] = 0.0;
+  for (size_t c = 0; c < X->cols; c++) {
+    const double *xc = X->data + c * X->ld + i0, *yc = Y->data + c * Y->ld + j0;
+    for (size_t j = 0; j < nj; j++) {
+      double y = yc[j];
+      double *restrict gj = g + j * ni;
+      for (size_t i = 0; i < ni; i++) gj[i] += xc[i] * y;
+    }
+  }
+}
+
+/* One tile of out: K or Θ for the rows i0.. of X and j0.. of Y. */
 static nnft_status tile_eval(const plan *p, const nnft_gh_rule *gh, nngp_ws *w,
                              const nnft_mat *X, const points *px, size_t i0, size_t ni,
                              const nnft_mat *Y, const points *py, size_t j0, size_t nj,
                              nnft_mat *out) {
   size_t cnt = ni * nj;
   double *k = w->k, *th = w->th, *V = w->V, *Vd = p->ntk ? w->Vd : NULL, *g = w->g;
-  for (size_t j = 0; j < nj; j++)
-    for (size_t i = 0; i < ni; i++) g[i + j * ni] = NNFT_AT(out, i0 + i, j0 + j);
   if (p->kind == KIND_COS_BALL) {
     for (size_t j = 0; j < nj; j++)
       for (size_t i = 0; i < ni; i++) {
@@ -681,6 +702,7 @@ static nnft_status tile_eval(const plan *p, const nnft_gh_rule *gh, nngp_ws *w,
         if (s) return s;
       }
   } else {
+    tile_dots(X, i0, ni, Y, j0, nj, g);
     for (size_t e = 0; e < cnt; e++) {
       k[e] = p->b2[0] + p->w2[0] * g[e];
       th[e] = p->tb[0] + p->tw[0] * g[e];
@@ -714,11 +736,7 @@ static nnft_status points_eval(const plan *p, const nnft_gh_rule *gh, nngp_ws *w
   pts->kd = nnft_alloc(n * sizeof(double));
   pts->thd = nnft_alloc(n * sizeof(double));
   if (!pts->q || !pts->nrm || !pts->kd || !pts->thd) return NNFT_ENOMEM;
-  for (size_t i = 0; i < n; i++) {
-    double s2 = 0.0;
-    for (size_t c = 0; c < X->cols; c++) s2 += NNFT_AT(X, i, c) * NNFT_AT(X, i, c);
-    pts->nrm[i] = s2;
-  }
+  for (size_t i = 0; i < n; i++) tile_dots(X, i, 1, X, i, 1, &pts->nrm[i]);
   for (size_t i = 0; i < n; i++) {
     if ((i & 255) == 0 && nnft_interrupted()) return NNFT_EINTR;
     if (p->kind == KIND_COS_BALL) {
@@ -783,13 +801,6 @@ nnft_status nnft_nngp_eval(const nnft_arch *a, const nnft_nngp_opts *o, const nn
   if ((s = points_eval(&p, &gh, &ws[0], X, &px))) goto done;
   if (!sym && (s = points_eval(&p, &gh, &ws[0], Y, &py))) goto done;
   const points *pyp = sym ? &px : &py;
-
-  /* x·x' into out (BLAS, outside the parallel region) */
-  if (p.kind != KIND_COS_BALL) {
-    if (sym) s = nnft_mat_syrk(X, 0, out);
-    else s = nnft_mat_gemm(1.0, X, 0, Y, 1, 0.0, out);
-    if (s) goto done;
-  }
 
   size_t nbi = (n + NNGP_TILE - 1) / NNGP_TILE, nbj = (m + NNGP_TILE - 1) / NNGP_TILE;
   long long ntiles = (long long)(nbi * nbj);

@@ -35,7 +35,8 @@
  *            (a deterministic argument: for the random phase of a cos-net see below)
  *   tanh, sigmoid, gelu, softplus, custom: two-dimensional Gauss–Hermite quadrature on the
  *            Cholesky factor of Σ, u = √q1 z1, v = (c/√q1) z1 + sqrt(max(q2 − c²/q1, 0)) z2,
- *            with quad_order nodes per dimension (the derivative kernel likewise, with σ'; a custom
+ *            with u the variable of smaller variance (this makes the rule exactly symmetric,
+ *            K(x,x') = K(x',x)), quad_order nodes per dimension (the derivative kernel likewise, with σ'; a custom
  *            activation without a derivative uses the central difference of nnft_net.h).
  *   With q1 = 0 or q2 = 0 (an input with zero variance: x = 0 without bias) the closed forms are
  *   continued by the exact degenerate expectation (relu, step: σ(0) = 0, σ'(0) = 0).
@@ -54,15 +55,16 @@
  * for which the propagator converges (m > 0 unless d = 3).
  *
  * Evaluation. Per point, the diagonal recursion q^l(x) = K^l(x,x) first (n L values); then every
- * pair runs the off-diagonal recursion through all layers on its own, starting from x·x' (one
- * dgemm, or dsyrk for the symmetric path). Pairs are processed in tiles of NNFT_NNGP_TILE x
+ * pair runs the off-diagonal recursion through all layers on its own, starting from x·x' (summed
+ * in coordinate order for every pair and every norm alike, so that a row repeated in X and Y gives
+ * exactly the diagonal value, and the general path at Y = X the symmetric one). Pairs are processed in tiles of NNFT_NNGP_TILE x
  * NNFT_NNGP_TILE, in parallel with OpenMP for built-in activations (custom ones run on one thread)
  * and polling the interrupt flag per tile; every value is computed by the same code whatever the
  * thread count, so results are bit-identical for any number of threads. The symmetric path
  * (Y = NULL) evaluates the tiles on and above the diagonal and mirrors them, and takes the
  * diagonal from the diagonal recursion, so K(X,X) is exactly symmetric and its diagonal equals
  * nnft_nngp_diag bit for bit. Cost: O(n m d) for x·x' plus O(n m L) closed-form evaluations,
- * or O(n m L q²) activation evaluations (q = quad_order) for quadrature.
+ * or O(n m L q²) activation evaluations (q = quad_order) for quadrature. No BLAS is called.
  * Allocation: O((n + m) L) doubles plus one tile workspace per thread, through nnft_alloc. */
 #ifndef NNFT_NNGP_H
 #define NNFT_NNGP_H

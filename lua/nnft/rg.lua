@@ -196,48 +196,75 @@ end
 --- Reduced GP (modes k <= κ) predictions.
 function M.reduced(modes, opts)
   local fname = "nnft.rg.reduced"
-  opts = check_opts(fname, opts, set("noise", "kappa", "phi", "y", "yk", "ridge",
+  opts = check_opts(fname, opts, set("noise", "kappa", "phi", "phi_train", "y", "yk", "ridge",
     "include_target"))
   local ridge = opts.ridge or "flow"
   if ridge ~= "flow" and ridge ~= "bare" and ridge ~= "local" then
     error(("%s: ridge= must be 'flow', 'bare' or 'local', got %s"):format(fname,
       tostring(ridge)), 2)
   end
-  local lam, phi = unpack(fname, modes, true)
+  local lam, phi = unpack(fname, modes, opts.phi_train == nil)
   local noise = number(fname, opts, "noise", nil, true)
   local ks = kappa_list(opts.kappa)
   if ks == nil then error(("%s: option kappa= (a cutoff or a list) is required"):format(fname), 2) end
-  local pt = opts.phi or phi
+  local K = lam:rows()
+  for j = 1, #ks do
+    local k = ks[j]
+    if type(k) ~= "number" or k < 1 or k > K or k ~= math.floor(k) then
+      error(("%s: the cutoff kappa must be an integer between 1 and K = %d, got %s")
+        :format(fname, K, tostring(k)), 2)
+    end
+  end
+  local ptrain = opts.phi_train
+  if ptrain ~= nil and not is_mat(ptrain) then
+    error(("%s: phi_train= must be a Mat (training points x modes)"):format(fname), 2)
+  end
+  local pt = opts.phi or ptrain or phi
   if not is_mat(pt) then error(("%s: phi= must be a Mat (points x modes)"):format(fname), 2) end
-  local n = phi:rows()
-  if ridge == "local" then
+  if opts.include_target and ridge ~= "flow" then
+    error(("%s: include_target is defined for ridge='flow' only"):format(fname), 2)
+  end
+  if ridge == "local" or ptrain then
+    -- general path: a κ x κ weighted solve per cutoff on the training points' mode values
+    local ptr = ptrain or phi
     if opts.y == nil then
-      error(("%s: ridge='local' needs the targets at the training points (y=)"):format(fname), 2)
+      error(("%s: %s needs the targets at the training points (y=)"):format(fname,
+        ptrain and "phi_train=" or "ridge='local'"), 2)
     end
-    if opts.include_target then
-      error(("%s: include_target is not defined for ridge='local'"):format(fname), 2)
+    local d
+    local yk
+    if ridge == "local" then
+      d = C.local_ridge(fname, lam, ptr, noise, ks)
+    elseif ridge == "flow" then
+      if opts.include_target then
+        if opts.yk == nil then
+          error(("%s: include_target with phi_train= needs yk= (the target coefficients on the "
+            .. "measure)"):format(fname), 2)
+        end
+        yk = opts.yk
+      end
     end
-    local d = C.local_ridge(fname, lam, phi, noise, ks)
+    local _, _, r = C.flow(fname, lam, yk, noise, ptr:rows(), yk ~= nil)
     local cols = {}
     for j = 1, #ks do
-      cols[j] = C.reduced_weighted(fname, lam, phi, opts.y, d:col(j), pt, ks[j])
+      local dj
+      if ridge == "local" then
+        dj = d:col(j)
+      else
+        dj = core.mat.ones(ptr:rows(), 1) * (ridge == "bare" and noise or r:get(ks[j], 1))
+      end
+      cols[j] = C.reduced_weighted(fname, lam, ptr, opts.y, dj, pt, ks[j])
     end
     return core.mat.hcat(table.unpack(cols))
   end
   local yk = targets(fname, opts, lam, phi, true)
+  local n = phi:rows()
   local rid = {}
   if ridge == "bare" then
     for j = 1, #ks do rid[j] = noise end
   else
     local _, _, r = C.flow(fname, lam, yk, noise, n, opts.include_target)
-    for j = 1, #ks do
-      local k = ks[j]
-      if type(k) ~= "number" or k < 1 or k > lam:rows() or k ~= math.floor(k) then
-        error(("%s: the cutoff kappa must be an integer between 1 and K = %d, got %s")
-          :format(fname, lam:rows(), tostring(k)), 2)
-      end
-      rid[j] = r:get(k, 1)
-    end
+    for j = 1, #ks do rid[j] = r:get(ks[j], 1) end
   end
   return C.reduced(fname, lam, yk, n, pt, ks, rid)
 end

@@ -14,7 +14,7 @@
 -- or NaN are dropped as poorly trained.
 --
 -- Outputs under out=: mse.csv (Λ, mean test MSE, standard error, mean sloppy count), mse.png
--- (log Λ axis; the Λ = 0 point drawn at Λ_min/10), outputs.csv (f at one test input, per member
+-- (log Λ axis; the Λ = 0 point drawn at 1e-5), outputs.csv (f at one test input, per member
 -- and cutoff), hist_<k>.png for a few cutoffs with the Gaussian fit in the title, manifest.json.
 --
 --   nnft examples/brg/bayes_nn_ft.lua members=50 epochs=1000
@@ -144,9 +144,10 @@ if args.plot then
     for j = 2, #grid do xs[j - 1], ys[j - 1], es[j - 1] = grid[j], col.mse[j], col.se[j] end
     nnft.plot.lines{ file = run:path("mse.png"), logx = true, logy = true, xlabel = "cutoff Λ",
       ylabel = "ensemble-mean test MSE", title = "BRG-NNFT: information-shell coarse graining",
+      xrange = { cutoffs[1] / 100, cutoffs[#cutoffs] * 10 },
       series = { { x = xs, y = ys, yerr = es, style = "linespoints", label = "after coarse graining" },
                  { x = { cutoffs[1] / 10 }, y = { col.mse[1] }, yerr = { col.se[1] },
-                   label = "Λ = 0 (trained, drawn at Λ_min/10)" } } }
+                   style = "errorbars", label = "Λ = 0 (trained; drawn at 1e-5)" } } }
     for _, j in ipairs{ 1, 8, 14, 20, #grid } do
       local m, _, sd = mean_se(outs[j])
       nnft.plot.hist{ file = run:path(string.format("hist_%02d.png", j)), data = outs[j],

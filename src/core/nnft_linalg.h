@@ -107,7 +107,8 @@ nnft_eigh_opts nnft_eigh_defaults(void);
 
 /* Eigen-decomposition a = V diag(w) Vᵀ of the symmetric n x n matrix a (lower triangle read;
  * symmetry checked) by dsyevr (MRRR). w must be a column with at least as many rows as the
- * selection can return (n for ALL and RANGE, iu - il + 1 for INDEX); z (ignored when
+ * selection can return (n for ALL and RANGE, iu - il + 1 for INDEX) — all eigenpairs with
+ * vectors go through dsyevd (divide and conquer, faster for the full spectrum); z (ignored when
  * !opts->vectors, may then be NULL) must be n x (at least that many) columns. *m receives the
  * number found; w[0..m) and z's first m columns hold them, in the requested order. Sign
  * convention: the entry of largest magnitude in each eigenvector is positive. Workspace: a

@@ -26,6 +26,9 @@ NNGP_SIMD extern double tanh(double);
 NNGP_SIMD extern double log1p(double);
 NNGP_SIMD extern double sin(double);
 NNGP_SIMD extern double cos(double);
+NNGP_SIMD extern double expm1(double);
+NNGP_SIMD extern double asin(double);
+NNGP_SIMD extern double atan2(double, double);
 #endif
 
 #ifdef _OPENMP
@@ -128,6 +131,12 @@ static double custom_deriv(const nnft_custom_act *c, double z) {
   return (c->eval(c->ctx, z + h) - c->eval(c->ctx, z - h)) / (2.0 * h);
 }
 
+/* The loops below keep libm away from subnormal results (whose slow paths cost ~100x): where a
+ * value or derivative is below 1e-290 in magnitude the argument is clamped first (gelu, erf',
+ * sigmoid, softplus, exp), which changes nothing above that size. */
+#define CLAMP_LO(x, lo) ((x) > (lo) ? (x) : (lo))
+#define CLAMP_HI(x, hi) ((x) < (hi) ? (x) : (hi))
+
 /* y[k] = σ(x[k]) for k < n. */
 static void act_values(int act, const nnft_custom_act *cu, size_t n, const double *restrict x,
                        double *restrict y) {
@@ -153,17 +162,20 @@ static void act_values(int act, const nnft_custom_act *cu, size_t n, const doubl
     break;
   case NNFT_ACT_SIGMOID:
     NNGP_PRAGMA_SIMD
-    for (size_t k = 0; k < n; k++) y[k] = 1.0 / (1.0 + exp(-x[k]));
+    for (size_t k = 0; k < n; k++) y[k] = 1.0 / (1.0 + exp(CLAMP_HI(-x[k], 700.0)));
     break;
-  case NNFT_ACT_GELU:
+  case NNFT_ACT_GELU: /* z Φ(z); Φ(−37) ~ 1e-300 */
     NNGP_PRAGMA_SIMD
-    for (size_t k = 0; k < n; k++) y[k] = 0.5 * x[k] * erfc(-x[k] * M_SQRT1_2);
+    for (size_t k = 0; k < n; k++) {
+      double z = CLAMP_LO(x[k], -37.0);
+      y[k] = x[k] > -37.0 ? 0.5 * z * erfc(-z * M_SQRT1_2) : 0.0;
+    }
     break;
-  case NNFT_ACT_SOFTPLUS:
+  case NNFT_ACT_SOFTPLUS: /* max(z, 0) + log(1 + e^{−|z|}) */
     NNGP_PRAGMA_SIMD
     for (size_t k = 0; k < n; k++) {
       double ax = x[k] > 0 ? x[k] : -x[k];
-      y[k] = (x[k] > 0 ? x[k] : 0.0) + log1p(exp(-ax));
+      y[k] = (x[k] > 0 ? x[k] : 0.0) + log1p(exp(-CLAMP_HI(ax, 700.0)));
     }
     break;
   case NNFT_ACT_SIN:
@@ -176,7 +188,7 @@ static void act_values(int act, const nnft_custom_act *cu, size_t n, const doubl
     break;
   case NNFT_ACT_EXP:
     NNGP_PRAGMA_SIMD
-    for (size_t k = 0; k < n; k++) y[k] = exp(x[k]);
+    for (size_t k = 0; k < n; k++) y[k] = exp(CLAMP_LO(x[k], -700.0));
     break;
   case NNFT_ACT_CUSTOM:
     for (size_t k = 0; k < n; k++) y[k] = cu->eval(cu->ctx, x[k]);
@@ -202,7 +214,7 @@ static void act_derivs(int act, const nnft_custom_act *cu, size_t n, const doubl
     break;
   case NNFT_ACT_ERF:
     NNGP_PRAGMA_SIMD
-    for (size_t k = 0; k < n; k++) y[k] = M_2_SQRTPI * exp(-x[k] * x[k]);
+    for (size_t k = 0; k < n; k++) y[k] = M_2_SQRTPI * exp(-CLAMP_HI(x[k] * x[k], 660.0));
     break;
   case NNFT_ACT_TANH:
     NNGP_PRAGMA_SIMD
@@ -215,14 +227,19 @@ static void act_derivs(int act, const nnft_custom_act *cu, size_t n, const doubl
   case NNFT_ACT_SOFTPLUS: /* softplus' = sigmoid */
     NNGP_PRAGMA_SIMD
     for (size_t k = 0; k < n; k++) {
-      double s = 1.0 / (1.0 + exp(-x[k]));
-      y[k] = act == NNFT_ACT_SIGMOID ? s * (1.0 - s) : s;
+      double e = exp(-CLAMP_HI(x[k] > 0 ? x[k] : -x[k], 700.0)); /* e^{−|z|} */
+      double s = x[k] > 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+      y[k] = act == NNFT_ACT_SIGMOID ? e / ((1.0 + e) * (1.0 + e)) : s;
     }
     break;
   case NNFT_ACT_GELU: /* Φ(z) + z φ(z) */
     NNGP_PRAGMA_SIMD
-    for (size_t k = 0; k < n; k++)
-      y[k] = 0.5 * erfc(-x[k] * M_SQRT1_2) + x[k] * exp(-0.5 * x[k] * x[k]) * (0.5 * M_2_SQRTPI * M_SQRT1_2);
+    for (size_t k = 0; k < n; k++) {
+      double z = CLAMP_LO(x[k], -37.0);
+      double v = 0.5 * erfc(-z * M_SQRT1_2) +
+                 z * exp(-0.5 * CLAMP_HI(z * z, 1320.0)) * (0.5 * M_2_SQRTPI * M_SQRT1_2);
+      y[k] = x[k] > -37.0 ? v : 0.0;
+    }
     break;
   case NNFT_ACT_SIN:
     NNGP_PRAGMA_SIMD
@@ -234,7 +251,7 @@ static void act_derivs(int act, const nnft_custom_act *cu, size_t n, const doubl
     break;
   case NNFT_ACT_EXP:
     NNGP_PRAGMA_SIMD
-    for (size_t k = 0; k < n; k++) y[k] = exp(x[k]);
+    for (size_t k = 0; k < n; k++) y[k] = exp(CLAMP_LO(x[k], -700.0));
     break;
   case NNFT_ACT_CUSTOM:
     for (size_t k = 0; k < n; k++) y[k] = custom_deriv(cu, x[k]);
@@ -262,69 +279,80 @@ static int has_closed_form(int act) {
   }
 }
 
-/* Closed forms of the header; Vd may be NULL. */
+/* Closed forms of the header for a tile: V[i + j ni], Vd[i + j ni] from q1[i], q2[j] and
+ * c[i + j ni]. Written as branch-free loops over i (vectorised with libmvec where available). */
+static void closed_tile(int act, size_t ni, size_t nj, const double *restrict q1,
+                        const double *restrict q2, const double *restrict c, double *restrict V,
+                        double *restrict Vd) {
+  const double pi = NNGP_PI, inv2pi = 1.0 / (2.0 * NNGP_PI);
+  for (size_t j = 0; j < nj; j++) {
+    const double b = q2[j];
+    const double *restrict cj = c + j * ni;
+    double *restrict Vj = V + j * ni, *restrict Dj = Vd + j * ni;
+    switch (act) {
+    case NNFT_ACT_LINEAR:
+      for (size_t i = 0; i < ni; i++) Vj[i] = cj[i], Dj[i] = 1.0;
+      break;
+    case NNFT_ACT_RELU:
+    case NNFT_ACT_STEP: {
+      /* θ = atan2(sqrt(max(q1 q2 − c², 0)), c); relu: V = (sqrt(q1 q2 − c²) + (π − θ) c)/(2π)
+       * (= sqrt(q1 q2)/(2π) [sin θ + (π − θ) cos θ]); step: V = (π − θ)/(2π) = relu's V̇;
+       * σ(0) = σ'(0) = 0 when a variance vanishes */
+      int relu = act == NNFT_ACT_RELU;
+      NNGP_PRAGMA_SIMD
+      for (size_t i = 0; i < ni; i++) {
+        double a = q1[i], cc = cj[i], d = a * b - cc * cc;
+        double sd = sqrt(d > 0 ? d : 0.0), th = atan2(sd, cc);
+        double a0 = a > 0 && b > 0 ? (pi - th) * inv2pi : 0.0;
+        Vj[i] = relu ? (sd + (pi - th) * cc) * inv2pi : a0;
+        Dj[i] = relu ? a0 : 0.0;
+      }
+      break;
+    }
+    case NNFT_ACT_ERF:
+      NNGP_PRAGMA_SIMD
+      for (size_t i = 0; i < ni; i++) {
+        double a = q1[i], cc = cj[i], d = a * b - cc * cc;
+        double r = 2.0 * cc / sqrt((1.0 + 2.0 * a) * (1.0 + 2.0 * b));
+        r = r > 1.0 ? 1.0 : (r < -1.0 ? -1.0 : r);
+        Vj[i] = (2.0 / pi) * asin(r);
+        /* (1+2q1)(1+2q2) − 4c² = 1 + 2(q1 + q2) + 4(q1 q2 − c²), without cancellation */
+        Dj[i] = (4.0 / pi) / sqrt(1.0 + 2.0 * (a + b) + 4.0 * (d > 0 ? d : 0.0));
+      }
+      break;
+    case NNFT_ACT_EXP:
+      NNGP_PRAGMA_SIMD
+      for (size_t i = 0; i < ni; i++) Vj[i] = Dj[i] = exp(0.5 * (q1[i] + b) + cj[i]);
+      break;
+    case NNFT_ACT_SIN:
+    case NNFT_ACT_COS: {
+      /* E[sin u sin v] = ½(e^{−(q1+q2−2c)/2} − e^{−(q1+q2+2c)/2}), E[cos u cos v] with +;
+       * written with |c| and expm1 so that neither cancels nor overflows */
+      int sn = act == NNFT_ACT_SIN;
+      NNGP_PRAGMA_SIMD
+      for (size_t i = 0; i < ni; i++) {
+        double ac = cj[i] > 0 ? cj[i] : -cj[i], big = 0.5 * exp(-0.5 * (q1[i] + b) + ac);
+        double vs = -big * expm1(-2.0 * ac), vc = big * (1.0 + exp(-2.0 * ac));
+        vs = cj[i] < 0 ? -vs : vs;
+        Vj[i] = sn ? vs : vc;
+        Dj[i] = sn ? vc : vs;
+      }
+      break;
+    }
+    case ACT_COSPHASE: /* cos(u + phase), phase ~ U[−π, π]: ½ E cos(u − v); σ' likewise */
+      NNGP_PRAGMA_SIMD
+      for (size_t i = 0; i < ni; i++) Vj[i] = Dj[i] = 0.5 * exp(-0.5 * (q1[i] + b) + cj[i]);
+      break;
+    default:
+      for (size_t i = 0; i < ni; i++) Vj[i] = Dj[i] = NAN;
+    }
+  }
+}
+
 static void expect_closed(int act, double q1, double q2, double c, double *V, double *Vd) {
-  switch (act) {
-  case NNFT_ACT_LINEAR:
-    *V = c;
-    if (Vd) *Vd = 1.0;
-    return;
-  case NNFT_ACT_RELU:
-  case NNFT_ACT_STEP: {
-    if (!(q1 > 0) || !(q2 > 0)) { /* one argument is 0 a.s.: σ(0) = σ'(0) = 0 */
-      *V = 0.0;
-      if (Vd) *Vd = 0.0;
-      return;
-    }
-    double s = sqrt(q1) * sqrt(q2);
-    double d = fma(q1, q2, -c * c);
-    double th = atan2(sqrt(d > 0 ? d : 0.0), c); /* in [0, π] */
-    double a0 = (NNGP_PI - th) / (2.0 * NNGP_PI);
-    if (act == NNFT_ACT_STEP) {
-      *V = a0;
-      if (Vd) *Vd = 0.0;
-    } else {
-      *V = s / (2.0 * NNGP_PI) * (sin(th) + (NNGP_PI - th) * cos(th));
-      if (Vd) *Vd = a0;
-    }
-    return;
-  }
-  case NNFT_ACT_ERF: {
-    double a = 1.0 + 2.0 * q1, b = 1.0 + 2.0 * q2;
-    double r = 2.0 * c / sqrt(a * b);
-    if (r > 1.0) r = 1.0;
-    if (r < -1.0) r = -1.0;
-    *V = (2.0 / NNGP_PI) * asin(r);
-    if (Vd) {
-      double d = fma(q1, q2, -c * c); /* (1+2q1)(1+2q2) − 4c² = 1 + 2q1 + 2q2 + 4(q1 q2 − c²) */
-      double den = 1.0 + 2.0 * (q1 + q2) + 4.0 * (d > 0 ? d : 0.0);
-      *Vd = (4.0 / NNGP_PI) / sqrt(den);
-    }
-    return;
-  }
-  case NNFT_ACT_EXP:
-    *V = exp(0.5 * (q1 + q2) + c);
-    if (Vd) *Vd = *V;
-    return;
-  case NNFT_ACT_SIN:
-  case NNFT_ACT_COS: {
-    /* E[sin u sin v] = ½(e^{−(q1+q2−2c)/2} − e^{−(q1+q2+2c)/2}), E[cos u cos v] with +;
-     * written with |c| and expm1 so that neither cancels nor overflows */
-    double ac = fabs(c), big = 0.5 * exp(-0.5 * (q1 + q2) + ac);
-    double vs = -big * expm1(-2.0 * ac), vc = big * (1.0 + exp(-2.0 * ac));
-    if (c < 0) vs = -vs;
-    *V = act == NNFT_ACT_SIN ? vs : vc;
-    if (Vd) *Vd = act == NNFT_ACT_SIN ? vc : vs;
-    return;
-  }
-  case ACT_COSPHASE: /* cos(u + phase), phase ~ U[−π, π]: ½ E cos(u − v); σ' likewise */
-    *V = 0.5 * exp(-0.5 * (q1 + q2) + c);
-    if (Vd) *Vd = *V;
-    return;
-  default:
-    *V = NAN;
-    if (Vd) *Vd = NAN;
-  }
+  double vd;
+  closed_tile(act, 1, 1, &q1, &q2, &c, V, &vd);
+  if (Vd) *Vd = vd;
 }
 
 /* Gauss–Hermite on the Cholesky factor: u = L11 z1, v = L21 z1 + L22 z2, with u the variable of
@@ -631,11 +659,7 @@ static void expect_tile(const plan *p, const nnft_gh_rule *gh, nngp_ws *w, size_
       }
     return;
   }
-  for (size_t j = 0; j < nj; j++)
-    for (size_t i = 0; i < ni; i++) {
-      size_t e = i + j * ni;
-      expect_closed(act, q1[i], q2[j], c[e], &V[e], Vd ? &Vd[e] : NULL);
-    }
+  closed_tile(act, ni, nj, q1, q2, c, V, Vd ? Vd : w->Vd);
 }
 
 /* Characteristic function of the uniform law in the unit d-ball at radius-scaled argument x:

@@ -260,13 +260,24 @@ int nnft_kernel_is_stationary(const nnft_kernel *k) {
 /* ---------------------------------------------------------------------------------------------
  * NNGP / NTK leaves: nnft_nngp (another module) evaluates them. */
 
+/* threads: 0 = OpenMP's default (a whole matrix), 1 = a tile or a single radial value (a
+ * parallel region per tile would cost more than it gains; quadratures call one r at a time). */
 static nnft_status nngp_matrix(const nnft_kernel *k, const nnft_mat *X, const nnft_mat *Y,
-                               nnft_mat *out) {
-  return nnft_nngp_matrix(&k->arch, k->type == NNFT_KERNEL_NTK, k->quad_order, X, Y, out);
+                               nnft_mat *out, int threads) {
+  nnft_nngp_opts o = nnft_nngp_defaults();
+  o.ntk = k->type == NNFT_KERNEL_NTK;
+  o.quad_order = k->quad_order;
+  o.threads = threads;
+  return nnft_nngp_eval(&k->arch, &o, X, Y, out);
 }
 
-static nnft_status nngp_diag(const nnft_kernel *k, const nnft_mat *X, nnft_mat *out) {
-  return nnft_nngp_diag(&k->arch, k->type == NNFT_KERNEL_NTK, k->quad_order, X, out);
+static nnft_status nngp_diag(const nnft_kernel *k, const nnft_mat *X, nnft_mat *out,
+                             int threads) {
+  nnft_nngp_opts o = nnft_nngp_defaults();
+  o.ntk = k->type == NNFT_KERNEL_NTK;
+  o.quad_order = k->quad_order;
+  o.threads = threads;
+  return nnft_nngp_eval_diag(&k->arch, &o, X, out);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -384,16 +395,16 @@ static nnft_status nngp_tile(eval_ctx *c, const nnft_kernel *k, double *tmp) {
     if ((s = nnft_mat_view(&c->radial_x, 0, 0, c->ni, c->d, &rx))) return s;
     out.rows = c->ni;
     out.cols = 1;
-    return nngp_matrix(k, &rx, &c->radial_y, &out);
+    return nngp_matrix(k, &rx, &c->radial_y, &out, 1);
   }
   if ((s = nnft_mat_view(c->X, c->i0, 0, c->ni, c->d, &xv))) return s;
   if (c->mode == MODE_DIAG) {
     out.cols = 1;
-    return nngp_diag(k, &xv, &out);
+    return nngp_diag(k, &xv, &out, 1);
   }
-  if (c->sym_block) return nngp_matrix(k, &xv, NULL, &out);
+  if (c->sym_block) return nngp_matrix(k, &xv, NULL, &out, 1);
   if ((s = nnft_mat_view(c->Y, c->j0, 0, c->nj, c->d, &yv))) return s;
-  return nngp_matrix(k, &xv, &yv, &out);
+  return nngp_matrix(k, &xv, &yv, &out, 1);
 }
 
 /* out (ni x nj, ld ldo) op= f · k(tile). Temporaries from level `lvl` on. */
@@ -585,7 +596,8 @@ nnft_status nnft_kernel_matrix(const nnft_kernel *k, const nnft_mat *X, const nn
   if (!out || !out->data || out->rows != n || out->cols != m) return NNFT_EDIM;
   if (nnft_mat_overlap(out, X) || (Y && nnft_mat_overlap(out, Y))) return NNFT_EDOM;
   if (n == 0 || m == 0) return NNFT_OK;
-  if (k->type == NNFT_KERNEL_NNGP || k->type == NNFT_KERNEL_NTK) return nngp_matrix(k, X, Y, out);
+  if (k->type == NNFT_KERNEL_NNGP || k->type == NNFT_KERNEL_NTK)
+    return nngp_matrix(k, X, Y, out, 0);
 
   eval_ctx c;
   leaf_needs need;
@@ -630,7 +642,8 @@ nnft_status nnft_kernel_diag(const nnft_kernel *k, const nnft_mat *X, nnft_mat *
   if (!out || !out->data || out->rows != n || out->cols != 1) return NNFT_EDIM;
   if (nnft_mat_overlap(out, X)) return NNFT_EDOM;
   if (n == 0) return NNFT_OK;
-  if (k->type == NNFT_KERNEL_NNGP || k->type == NNFT_KERNEL_NTK) return nngp_diag(k, X, out);
+  if (k->type == NNFT_KERNEL_NNGP || k->type == NNFT_KERNEL_NTK)
+    return nngp_diag(k, X, out, 0);
   eval_ctx c;
   leaf_needs need;
   if ((s = ctx_alloc(&c, k, X->cols, &need))) goto done;

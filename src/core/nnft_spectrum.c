@@ -257,9 +257,10 @@ static nnft_status spectrum_quadrature(const nnft_kernel *k, size_t d, double ep
       }
       double pv = NNFT_AT(p, i, j), v, e;
       if ((s = q_one(&q, &c, d, pv, epsrel * scale, epsrel, &v, &e))) goto done;
-      /* far in the tail: once more, to the result's own relative accuracy */
-      if (fabs(v) < 1e-2 * scale) {
-        double eps2 = fmax(epsrel * fabs(v), 1e-15 * scale);
+      /* far in the tail: once more, to the result's own relative accuracy (down to 1e-10 of
+       * the scale; below, an absolute accuracy epsrel·scale is all a zero spectrum can have) */
+      if (fabs(v) < 1e-2 * scale && fabs(v) > 1e-10 * scale) {
+        double eps2 = epsrel * fabs(v);
         if ((s = q_one(&q, &c, d, pv, eps2, epsrel, &v, &e))) goto done;
       }
       NNFT_AT(out, i, j) = v;

@@ -19,14 +19,18 @@
  *                                                       summed with Levin's u-transform
  *     d = 3:  (4π/p) ∫_0^∞ r K(r) sin(pr) dr           QAWF
  *     p = 0:  the same moments with QAGIU.
+ *   Accuracy: relative epsrel on a scale K(0)ℓ^d (ℓ = nnft_kernel_length_scale); where K̃ is
+ *   below 1e-2 of that scale a second pass asks for epsrel relative to K̃ itself, down to values
+ *   of 1e-10 of the scale (smaller ones, e.g. an exactly vanishing spectrum, keep the absolute
+ *   accuracy epsrel·scale).
  *   Accurate (~epsrel) for kernels that decay (RBF, Matérn, Gauss-net); the free propagator with a
  *   sharp cutoff decays like an oscillating power and its transform converges slowly (see the
  *   FFT route for it).
  * - FFT: K sampled on a periodic grid of n^d points with spacing h = L/n (x = h·i, i centred),
  *   transformed with GSL's mixed-radix FFT along each axis, K̃(p_k) ≈ h^d Σ_x K(|x|) e^{−ip_k·x},
- *   p_k = 2πk/L; the grid momenta are grouped into exact shells |k|² = s (radial binning: values on a
- *   shell averaged) and the shells interpolated in |p| (natural cubic spline). Each distinct
- *   grid radius is evaluated once. Requested p must lie below the largest complete shell,
+ *   p_k = 2πk/L; the grid momenta are grouped into exact shells |k|² = s (radial binning:
+ *   values on a shell averaged) and the shells, mirrored to −|p| (K̃ is even), interpolated in
+ *   |p| by a cubic spline. Each distinct grid radius is evaluated once. Requested p must lie below the largest complete shell,
  *   p <= (n/2 − 1)·2π/L (NNFT_EDOM otherwise). Errors: aliasing ~ K̃(2π/h − p) and truncation
  *   ~ K at L/2. Defaults: n = 4096, 256, 64 for d = 1, 2, 3; L = 2 r_tail × (16, 4, 1 in
  *   d = 1, 2, 3: a finer momentum grid where n leaves room), r_tail where |K(r)| first stays below

@@ -404,7 +404,8 @@ int main(void) {
     /* a chain deeper than the maximum */
     static nnft_kernel chain[NNFT_KERNEL_MAX_DEPTH + 2];
     chain[0] = rbf;
-    for (int i = 1; i < NNFT_KERNEL_MAX_DEPTH + 2; i++) chain[i] = nnft_kernel_scale(1.0, &chain[i - 1]);
+    for (int i = 1; i < NNFT_KERNEL_MAX_DEPTH + 2; i++)
+      chain[i] = nnft_kernel_scale(1.0, &chain[i - 1]);
     CHECK_STATUS(nnft_kernel_check(&chain[NNFT_KERNEL_MAX_DEPTH - 1]), NNFT_OK);
     CHECK_STATUS(nnft_kernel_check(&chain[NNFT_KERNEL_MAX_DEPTH + 1]), NNFT_EDOM);
     /* interrupts */

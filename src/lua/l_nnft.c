@@ -20,6 +20,7 @@ int luaopen_nnft_core(lua_State *L) {
   l_open_finite(L);
   l_open_ensemble(L);
   l_open_kernel(L);
+  l_open_coupling(L);
   l_open_wilson(L);
   l_open_mckernel(L);
   l_open_fisher(L);

@@ -112,6 +112,7 @@ void l_open_arch(lua_State *L);
 void l_open_finite(lua_State *L); /* nnft.finite, nnft.freeprop (l_finite.c) */
 void l_open_ensemble(lua_State *L); /* arch:sample, Ensemble, nnft.corr (l_ensemble.c) */
 void l_open_kernel(lua_State *L); /* nnft.kernel, Kernel, arch:kernel (l_kernel.c) */
+void l_open_coupling(lua_State *L); /* nnft.coupling, nnft.coupling.lpa (l_coupling.c) */
 void l_open_wilson(lua_State *L); /* nnft._rg, the C half of nnft.rg (l_wilson.c) */
 void l_open_mckernel(lua_State *L); /* arch:mc_kernel, mc_kernel_running, mc_ntk, net:ntk (l_mckernel.c) */
 void l_open_fisher(lua_State *L); /* nnft.fisher, Fisher, nnft.shell (l_fisher.c) */

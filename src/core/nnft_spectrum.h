@@ -30,8 +30,8 @@
  *   transformed with GSL's mixed-radix FFT along each axis, K̃(p_k) ≈ h^d Σ_x K(|x|) e^{−ip_k·x},
  *   p_k = 2πk/L; the grid momenta are grouped into exact shells |k|² = s (radial binning:
  *   values on a shell averaged) and the shells, mirrored to −|p| (K̃ is even), interpolated in
- *   |p| by a cubic spline. Each distinct grid radius is evaluated once. Requested p must lie below the largest complete shell,
- *   p <= (n/2 − 1)·2π/L (NNFT_EDOM otherwise). Errors: aliasing ~ K̃(2π/h − p) and truncation
+ *   |p| by a cubic spline. Each distinct grid radius is evaluated once. Requested p must lie
+ *   below the largest complete shell, p <= (n/2 − 1)·2π/L (NNFT_EDOM otherwise). Errors: aliasing ~ K̃(2π/h − p) and truncation
  *   ~ K at L/2. Defaults: n = 4096, 256, 64 for d = 1, 2, 3; L = 2 r_tail × (16, 4, 1 in
  *   d = 1, 2, 3: a finer momentum grid where n leaves room), r_tail where |K(r)| first stays below
  *   1e-10 K(0) on [r_tail, 2 r_tail] (searched up to 500 times the kernel's length scale; 200

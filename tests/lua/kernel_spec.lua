@@ -154,6 +154,10 @@ describe("Kernel combinators", function()
     assert.is_true(S:maxabsdiff(G) <= 1e-14 * S:max())
     assert.are.equal(0, S:maxabsdiff(S:t()))
     for i = 1, 150 do near(D:get(i, 1), S:get(i, i), 1e-14 * S:get(i, i)) end
+    -- views (a leading dimension larger than the rows) give the same as contiguous copies
+    local V, W = P:block(3, 1, 70, 2), P:block(80, 1, 65, 2)
+    assert.are.equal(0, k:matrix(V, W):maxabsdiff(k:matrix(V:copy(), W:copy())))
+    assert.are.equal(0, k:matrix(V):maxabsdiff(k:matrix(V:copy())))
   end)
 
   it("refuses numbers added to kernels and mismatched dimensions", function()

@@ -320,7 +320,7 @@ function M.hist(opts)
   end
   local bins = opts.bins
   if bins == nil then -- Rice rule, at most 200
-    bins = math.max(1, math.min(200, math.ceil(2 * #vals ^ (1 / 3))))
+    bins = math.max(1, math.min(200, math.ceil(2 * (#vals) ^ (1 / 3))))
   end
   if math.type(bins) ~= "integer" or bins < 1 or bins > 1e6 then
     fail(fname, "bins= must be a positive integer", 2)

@@ -58,6 +58,14 @@ describe("nnft.plot", function()
     assert.are.equal(1, meta.dropped_nonfinite)
   end)
 
+  it("hist without bins= uses the Rice rule ceil(2 n^(1/3))", function()
+    if not have_gnuplot then return pending("gnuplot is not installed") end
+    local data = {}
+    for i = 1, 1000 do data[i] = i end
+    local _, h = nnft.plot.hist{ file = tmp .. "/rice", data = data, formats = "svg" }
+    assert.are.equal(20, #h.count)
+  end)
+
   it("writes only the formats asked for", function()
     if not have_gnuplot then return pending("gnuplot is not installed") end
     local dir = tmp .. "/svgonly"

@@ -297,8 +297,7 @@ static void test_basis_six(void) {
     CHECK(S6.data[t] == z * (z - 1) / 2);
   }
   free(u6);
-  /* kmatrix = σ_b1² + K_w */
-  nnft_mat_alloc(3, 3, &K);
+  /* kmatrix = σ_b1² + K_w (K is already 3 x 3) */
   nnft_arch b = net1(1, NNFT_ACT_GAUSSNET, 1.1, 0.5, 1, 1.3, 0.6);
   CHECK_STATUS(nnft_vertex_kmatrix(&b, &X, &K), NNFT_OK);
   CHECK(fabs(NNFT_AT(&K, 0, 1) - (0.36 + amp * exp(-s2 * 0.49 / 2))) < 1e-14);

@@ -512,7 +512,9 @@ static size_t check_corr(lua_State *L, int idx, int k, const char *fname, const 
            isint ? lua_pushfstring(L, "%I", o) : "missing");
   if (n < 1) raisef(L, "%s: %s has no input count n", fname, what);
   size_t count;
-  nnft_corr_ntuples((size_t)n, k, &count);
+  if (nnft_corr_ntuples((size_t)n, k, &count))
+    raisef(L, "%s: %s has n = %lld inputs: too many %d-tuples to count", fname, what,
+           (long long)n, k);
   *values = field_mat(L, idx, "values", fname, what, 1);
   if ((*values)->rows != count || (*values)->cols != 1)
     raisef(L, "%s: %s.values is %zu x %zu, expected %zu x 1 (all sorted %d-tuples of %lld "
@@ -583,12 +585,13 @@ static int corr_wick(lua_State *L) {
     nnft_corr_wick(K, (int)k, idx, count, v->data);
     return 1;
   }
+  int t = push_corr_table(L, n, (int)k, count); /* its tuples Mat: count x k fits in memory */
   uint32_t *idx = lua_newuserdatauv(L, count * (size_t)k * sizeof(uint32_t) + 1, 0);
-  nnft_corr_tuples(n, (int)k, idx);
-  int t = push_corr_table(L, n, (int)k, count);
+  nnft_corr_tuples(n, (int)k, idx); /* idx stays on the stack (alive) until we return */
   nnft_mat *v;
   set_mat_field(L, t, "values", count, 1, &v);
   nnft_corr_wick(K, (int)k, idx, count, v->data);
+  lua_pushvalue(L, t);
   return 1;
 }
 
@@ -748,7 +751,9 @@ static int corrtab_value(lua_State *L) {
       v[j - 1] = t;
     }
   size_t r;
-  nnft_corr_tuple_rank((size_t)n, k, v, &r);
+  if (nnft_corr_tuple_rank((size_t)n, k, v, &r))
+    raisef(L, "%s: the table's n = %lld inputs have too many %d-tuples to count", fname,
+           (long long)n, k);
   nnft_mat *vals = field_mat(L, 1, "values", fname, "the table", 1);
   if (r >= vals->rows) raisef(L, "%s: values has only %zu rows", fname, vals->rows);
   lua_pushnumber(L, vals->data[r]);

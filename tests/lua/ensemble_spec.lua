@@ -307,6 +307,20 @@ describe("nnft.corr", function()
     assert.matches("G is of order 2, Gpred of order 4",
       errmsg(nnft.corr.deviation, nnft.corr.wick(K, 2), { order = 4, values = nnft.mat.zeros(6, 1) }))
   end)
+
+  it("refuses hand-made tables whose n has too many tuples to count (no garbage sizes)", function()
+    local huge = 2 ^ 40 -- beyond the 32-bit input indices: the tuple count cannot be formed
+    local G2 = { order = 2, n = huge, values = nnft.mat.zeros(3, 1) }
+    local G4 = { order = 4, n = huge, values = nnft.mat.zeros(3, 1) }
+    assert.matches("G2 has n = 1099511627776 inputs: too many 2%-tuples to count",
+      errmsg(nnft.corr.connected, G2, G4))
+    local W = nnft.corr.wick(K, 2)
+    assert.matches("n = 1099511627776 inputs have too many 2%-tuples to count",
+      errmsg(W.value, G2, 1, 2))
+    -- wick's default tuples: the table is complete and its values line up with value()
+    assert.are.equal(6, W.values:rows())
+    assert.are.equal(W.values:get(2, 1), (W:value(1, 2)))
+  end)
 end)
 
 describe("Ensemble:histogram", function()

@@ -88,7 +88,8 @@ typedef struct nnft_arch {
 
 /* Check an architecture: sizes > 0 and chained (layer l+1's fan_in = layer l's fan_out,
  * layer 1's fan_in = d_in, last fan_out = 1), σ's finite and >= 0, gauss-net only in layer 1 of
- * a one-hidden-layer net, cos-net parameters valid, custom callback present when used.
+ * a one-hidden-layer net, cos-net parameters valid (with an amplitude: C² of nnft_arch_cos_c2
+ * finite and > 0 in double precision), custom callback present when used.
  * NNFT_EDOM / NNFT_EDIM otherwise. */
 nnft_status nnft_arch_check(const nnft_arch *a);
 

@@ -426,6 +426,12 @@ static int l_cosnet(lua_State *L) {
     a->radius = R;
     a->mass = m;
     a->amplitude = 1;
+    double c2 = nnft_arch_cos_c2(a);
+    if (!(isfinite(c2) && c2 > 0))
+      luaL_error(L, "%s: the amplitude normalisation C^2 = 2 vol(B_R)/(sigma_a^2 (2 pi)^d) = %f "
+                 "is not representable in double precision for d_in = %I, radius = %f, "
+                 "sigma_a = %f; use a smaller d_in or a radius nearer 2 pi", fname,
+                 (lua_Number)c2, (lua_Integer)a->d_in, (lua_Number)R, (lua_Number)sa);
   } else {
     if (has_mass)
       luaL_error(L, "%s: mass= needs radius= (the generalised cos-net: frequencies uniform in "

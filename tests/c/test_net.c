@@ -561,6 +561,18 @@ static void test_bad_input(void) {
   a.layer[0].fan_out = 3;
   a.layer[0].sigma_w = -1;
   CHECK_STATUS(nnft_net_setup(&a, &bad), NNFT_EDOM);
+  /* generalised cos-net in high dimension: C² = 2 vol(B_R)/(σ_a² (2π)^d) overflows (inf, and
+   * the amplitudes with it) or underflows to 0 (every output 0): refused */
+  nnft_arch c = cosnet(200, 3, 1, NNFT_PARAM_STANDARD);
+  c.radius = 1e3;
+  CHECK(!isfinite(nnft_arch_cos_c2(&c)));
+  CHECK_STATUS(nnft_arch_check(&c), NNFT_EDOM);
+  c = cosnet(400, 3, 1, NNFT_PARAM_STANDARD);
+  c.radius = 1.0;
+  CHECK(nnft_arch_cos_c2(&c) == 0);
+  CHECK_STATUS(nnft_net_setup(&c, &bad), NNFT_EDOM);
+  c = cosnet(100, 3, 1, NNFT_PARAM_STANDARD);
+  CHECK_STATUS(nnft_arch_check(&c), NNFT_OK);
   nnft_net_free(NULL);
   nnft_net_free(&net);
   nnft_mat_free(&X);

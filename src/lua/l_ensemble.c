@@ -377,8 +377,9 @@ static int ens_histogram(lua_State *L) {
         raisef(L, "%s: range must be a pair of numbers {lo, hi}", fname);
       lo = lua_tonumber(L, -2);
       hi = lua_tonumber(L, -1);
-      if (!(isfinite(lo) && isfinite(hi) && lo < hi))
-        raisef(L, "%s: range must be finite with lo < hi, got {%g, %g}", fname, lo, hi);
+      if (!(isfinite(lo) && isfinite(hi) && lo < hi && isfinite(hi - lo)))
+        raisef(L, "%s: range must be finite with lo < hi (and hi - lo finite), got {%g, %g}",
+               fname, lo, hi);
       has_range = 1;
       lua_pop(L, 2);
     }
@@ -397,8 +398,9 @@ static int ens_histogram(lua_State *L) {
       if (lh[X->rows + k] > hi) hi = lh[X->rows + k];
     }
     lua_pop(L, 1);
-    if (!(isfinite(lo) && isfinite(hi)))
-      raisef(L, "%s: the outputs are not finite; give range = {lo, hi}", fname);
+    if (!(isfinite(lo) && isfinite(hi) && isfinite(hi - lo)))
+      raisef(L, "%s: the outputs are not finite (or span more than the largest double: %g .. "
+             "%g); give range = {lo, hi}", fname, lo, hi);
     if (lo == hi) { /* all outputs equal: a unit-width range around them */
       lo -= 0.5;
       hi += 0.5;

@@ -347,6 +347,8 @@ describe("Ensemble:histogram", function()
       .counts:maxabsdiff(h2.counts))
     assert.matches("range must be finite with lo < hi", errmsg(ens.histogram, ens, X6, { range = { 1, 0 } }))
     assert.matches("range must be a pair", errmsg(ens.histogram, ens, X6, { range = 3 }))
+    assert.matches("hi %- lo finite%), got {%-1e%+308, 1e%+308}",
+      errmsg(ens.histogram, ens, X6, { range = { -1e308, 1e308 } }))
     assert.matches("unknown option 'nbins'", errmsg(ens.histogram, ens, X6, { nbins = 3 }))
   end)
 end)

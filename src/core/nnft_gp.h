@@ -78,7 +78,8 @@ nnft_status nnft_gp_mean(const nnft_gp *gp, const nnft_mat *Ks, nnft_mat *mean);
 
 /* Posterior variance (m x 1): var_i = kss_i − |L⁻¹ Ks_iᵀ|², kss = diag K(X*, X*) (m x 1),
  * clamped at 0 (a negative value is rounding: at a training point with σ² → 0 the exact value
- * is 0). Row blocks of Ks are solved with dtrsm in a workspace of at most 256 x n doubles.
+ * is 0). Blocks of b = max(64, 2^20/n) rows of Ks are transposed into a workspace (n x b
+ * doubles) and solved with dtrsm. var may be kss itself.
  * O(m n²). */
 nnft_status nnft_gp_var(const nnft_gp *gp, const nnft_mat *Ks, const nnft_mat *kss,
                         nnft_mat *var);

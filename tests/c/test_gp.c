@@ -308,6 +308,46 @@ static void test_jitter_and_interpolation(void) {
   frees(&kd, &vg, NULL, NULL);
 }
 
+/* ---- the variance in several blocks (2^20 / n rows each) equals the one-row and cov paths ---- */
+
+static void test_var_blocks(void) {
+  nnft_rng r;
+  nnft_rng_init(&r, 31);
+  const size_t n = 2000, m = 1100; /* blocks of 524 rows: three */
+  nnft_mat X = randn(&r, n, 3, 1.0), Xs = randn(&r, m, 3, 1.0), y = randn(&r, n, 1, 1.0);
+  nnft_mat K = rbf(&X, &X, 1.0, 1.0), Ks = rbf(&Xs, &X, 1.0, 1.0), kss = mat(m, 1);
+  nnft_mat var = mat(m, 1), v1 = mat(1, 1), k1 = mat(1, 1);
+  nnft_mat_fill(&kss, 1.0);
+  nnft_mat_fill(&k1, 1.0);
+  nnft_gp gp;
+  CHECK_STATUS(nnft_gp_alloc(n, 1, &gp), NNFT_OK);
+  CHECK_STATUS(nnft_gp_fit(&K, &y, 0.1, NULL, &gp, NULL), NNFT_OK);
+  CHECK_STATUS(nnft_gp_var(&gp, &Ks, &kss, &var), NNFT_OK);
+  double err = 0.0;
+  const size_t rows[6] = {0, 523, 524, 1047, 1048, 1099};
+  for (int t = 0; t < 6; t++) {
+    nnft_mat row;
+    nnft_mat_view(&Ks, rows[t], 0, 1, n, &row);
+    CHECK_STATUS(nnft_gp_var(&gp, &row, &k1, &v1), NNFT_OK);
+    err = fmax(err, fabs(v1.data[0] - var.data[rows[t]]));
+  }
+  CHECK(err < 1e-12);
+  /* the last block against the covariance's diagonal */
+  nnft_mat blk, cov = mat(52, 52), Kss = mat(52, 52);
+  nnft_mat_view(&Ks, 1048, 0, 52, n, &blk);
+  nnft_mat Xb;
+  nnft_mat_view(&Xs, 1048, 0, 52, 3, &Xb);
+  rbf_fill(&Xb, &Xb, 1.0, 1.0, &Kss);
+  CHECK_STATUS(nnft_gp_cov(&gp, &blk, &Kss, &cov), NNFT_OK);
+  err = 0.0;
+  for (size_t i = 0; i < 52; i++) err = fmax(err, fabs(NNFT_AT(&cov, i, i) - var.data[1048 + i]));
+  CHECK(err < 1e-12);
+  nnft_gp_free(&gp);
+  frees(&X, &Xs, &y, &K);
+  frees(&Ks, &kss, &var, &v1);
+  frees(&k1, &cov, &Kss, NULL);
+}
+
 /* ---- bad input ---- */
 
 static void test_bad_input(void) {
@@ -602,7 +642,7 @@ static nnft_status alloc_and_fit(const nnft_mat *K, const nnft_mat *y, double no
 static void test_alloc_failures(void) {
   nnft_rng r;
   nnft_rng_init(&r, 9);
-  const size_t n = 300, m = 300; /* m > the variance block (256): two blocks */
+  const size_t n = 300, m = 300;
   nnft_mat X = randn(&r, n, 1, 1.0), Xs = randn(&r, m, 1, 1.0), y = randn(&r, n, 1, 1.0);
   nnft_mat K = rbf(&X, &X, 1.0, 1.0), Ks = rbf(&Xs, &X, 1.0, 1.0), kss = mat(m, 1);
   nnft_mat Kss = rbf(&Xs, &Xs, 1.0, 1.0), mean = mat(m, 1), var = mat(m, 1), cov = mat(m, m);
@@ -643,6 +683,7 @@ int main(void) {
   test_posterior();
   test_logml_two_points();
   test_jitter_and_interpolation();
+  test_var_blocks();
   test_bad_input();
   test_gradient();
   test_optimize();

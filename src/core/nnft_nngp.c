@@ -31,6 +31,7 @@ NNGP_SIMD extern double asin(double);
 NNGP_SIMD extern double atan2(double, double);
 #endif
 
+
 #ifdef _OPENMP
 #define NNGP_PRAGMA_SIMD _Pragma("omp simd")
 #else
@@ -279,6 +280,9 @@ static int has_closed_form(int act) {
   }
 }
 
+/* The closed-form loops take square roots of clamped (non-negative) arguments and select
+ * values: the file is compiled with -fno-math-errno -fno-trapping-math (CMakeLists.txt), so GCC
+ * vectorises them (sqrt inline, atan2 and asin from libmvec). */
 /* Closed forms of the header for a tile: V[i + j ni], Vd[i + j ni] from q1[i], q2[j] and
  * c[i + j ni]. Written as branch-free loops over i (vectorised with libmvec where available). */
 static void closed_tile(int act, size_t ni, size_t nj, const double *restrict q1,
@@ -298,14 +302,26 @@ static void closed_tile(int act, size_t ni, size_t nj, const double *restrict q1
       /* θ = atan2(sqrt(max(q1 q2 − c², 0)), c); relu: V = (sqrt(q1 q2 − c²) + (π − θ) c)/(2π)
        * (= sqrt(q1 q2)/(2π) [sin θ + (π − θ) cos θ]); step: V = (π − θ)/(2π) = relu's V̇;
        * σ(0) = σ'(0) = 0 when a variance vanishes */
-      int relu = act == NNFT_ACT_RELU;
-      NNGP_PRAGMA_SIMD
-      for (size_t i = 0; i < ni; i++) {
-        double a = q1[i], cc = cj[i], d = a * b - cc * cc;
-        double sd = sqrt(d > 0 ? d : 0.0), th = atan2(sd, cc);
-        double a0 = a > 0 && b > 0 ? (pi - th) * inv2pi : 0.0;
-        Vj[i] = relu ? (sd + (pi - th) * cc) * inv2pi : a0;
-        Dj[i] = relu ? a0 : 0.0;
+      if (act == NNFT_ACT_RELU) {
+        NNGP_PRAGMA_SIMD
+        for (size_t i = 0; i < ni; i++) {
+          double a = q1[i], cc = cj[i], d = a * b - cc * cc;
+          double sd = sqrt(d > 0 ? d : 0.0), th = atan2(sd, cc);
+          double t = (pi - th) * inv2pi, v = (sd + (pi - th) * cc) * inv2pi;
+          int pos = (a > 0) & (b > 0);
+          Vj[i] = v;
+          Dj[i] = pos ? t : 0.0;
+        }
+      } else {
+        NNGP_PRAGMA_SIMD
+        for (size_t i = 0; i < ni; i++) {
+          double a = q1[i], cc = cj[i], d = a * b - cc * cc;
+          double sd = sqrt(d > 0 ? d : 0.0), th = atan2(sd, cc);
+          double t = (pi - th) * inv2pi;
+          int pos = (a > 0) & (b > 0);
+          Vj[i] = pos ? t : 0.0;
+          Dj[i] = 0.0;
+        }
       }
       break;
     }
@@ -314,7 +330,8 @@ static void closed_tile(int act, size_t ni, size_t nj, const double *restrict q1
       for (size_t i = 0; i < ni; i++) {
         double a = q1[i], cc = cj[i], d = a * b - cc * cc;
         double r = 2.0 * cc / sqrt((1.0 + 2.0 * a) * (1.0 + 2.0 * b));
-        r = r > 1.0 ? 1.0 : (r < -1.0 ? -1.0 : r);
+        r = r > 1.0 ? 1.0 : r;
+        r = r < -1.0 ? -1.0 : r;
         Vj[i] = (2.0 / pi) * asin(r);
         /* (1+2q1)(1+2q2) − 4c² = 1 + 2(q1 + q2) + 4(q1 q2 − c²), without cancellation */
         Dj[i] = (4.0 / pi) / sqrt(1.0 + 2.0 * (a + b) + 4.0 * (d > 0 ? d : 0.0));
@@ -701,15 +718,36 @@ static double row_dist(const nnft_mat *X, size_t i, const nnft_mat *Y, size_t j)
  * general path at Y = X reproduces the symmetric one). */
 static void tile_dots(const nnft_mat *X, size_t i0, size_t ni, const nnft_mat *Y, size_t j0,
                       size_t nj, double *restrict g) {
-  for (size_t e = 0; e < ni * nj; e++) g[e] = 0.0;
-  for (size_t c = 0; c < X->cols; c++) {
-    const double *xc = X->data + c * X->ld + i0, *yc = Y->data + c * Y->ld + j0;
-    for (size_t j = 0; j < nj; j++) {
-      double y = yc[j];
-      double *restrict gj = g + j * ni;
-      for (size_t i = 0; i < ni; i++) gj[i] += xc[i] * y;
+  const size_t d = X->cols, lx = X->ld, ly = Y->ld;
+  const double *xb = X->data + i0, *yb = Y->data + j0;
+  size_t i = 0;
+  for (; i + 4 <= ni; i += 4) { /* 4 x 4 blocks: 16 sums in registers, each in coordinate order */
+    size_t j = 0;
+    for (; j + 4 <= nj; j += 4) {
+      double a[4][4] = {{0}};
+      for (size_t c = 0; c < d; c++) {
+        const double *xc = xb + c * lx + i, *yc = yb + c * ly + j;
+        for (int q = 0; q < 4; q++) {
+          NNGP_PRAGMA_SIMD
+          for (int p = 0; p < 4; p++) a[q][p] += xc[p] * yc[q];
+        }
+      }
+      for (int q = 0; q < 4; q++)
+        for (int p = 0; p < 4; p++) g[i + p + (j + q) * ni] = a[q][p];
     }
+    for (; j < nj; j++)
+      for (size_t p = i; p < i + 4; p++) {
+        double s = 0.0;
+        for (size_t c = 0; c < d; c++) s += xb[c * lx + p] * yb[c * ly + j];
+        g[p + j * ni] = s;
+      }
   }
+  for (; i < ni; i++)
+    for (size_t j = 0; j < nj; j++) {
+      double s = 0.0;
+      for (size_t c = 0; c < d; c++) s += xb[c * lx + i] * yb[c * ly + j];
+      g[i + j * ni] = s;
+    }
 }
 
 /* One tile of out: K or Θ for the rows i0.. of X and j0.. of Y. */

@@ -270,8 +270,9 @@ run:finish()
 -- ---- summary ----
 print(("infinite_width: %s, %d train / %d test digits, T = %d, σ_ε = %g; targets one-vs-rest ±1 (10 outputs)")
   :format(tostring(arch), n, nte, T, args.sigma_eps))
-print(("  NNGP Mercer modes: κ_1 = %.5g, κ_10 = %.4g, κ_100 = %.4g; λ_1 = (T/σ_ε²) κ_1 = %.5g; Nyström residual %.3g")
-  :format(kappa[1], kappa[math.min(10, n)], kappa[math.min(100, n)], lam1, resid))
+local k10, k100 = math.min(10, n), math.min(100, n)
+print(("  NNGP Mercer modes: κ_1 = %.5g, κ_%d = %.4g, κ_%d = %.4g; λ_1 = (T/σ_ε²) κ_1 = %.5g; Nyström residual %.3g")
+  :format(kappa[1], k10, kappa[k10], k100, kappa[k100], lam1, resid))
 if gp_check then
   print(("  Λ = 0 test MSE %.6f = GP posterior mean (nnft.gp.fit) %.6f"):format(inf.mse[1], gp_check))
 end

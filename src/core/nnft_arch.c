@@ -93,6 +93,8 @@ nnft_status nnft_arch_check(const nnft_arch *a) {
     if (a->amplitude && !(finite_nonneg(a->mass) && (a->mass > 0 || a->freq == NNFT_FREQ_BALL)))
       return NNFT_EDOM;
     if (a->amplitude && !(a->layer[1].sigma_w > 0)) return NNFT_EDOM;
+    /* E[A(b)²] ∝ ∫_{B_R} d^d b /(|b|² + m²) diverges at b = 0 for m = 0 in d <= 2 */
+    if (a->amplitude && a->mass == 0.0 && a->d_in <= 2) return NNFT_EDOM;
     if (a->amplitude) { /* C² must be a number: vol(B_R) and (2π)^d overflow for large d */
       double c2 = nnft_arch_cos_c2(a);
       if (!(isfinite(c2) && c2 > 0)) return NNFT_EDOM;

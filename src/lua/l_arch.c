@@ -422,6 +422,10 @@ static int l_cosnet(lua_State *L) {
       luaL_error(L, "%s: radius must be positive and finite, got %f", fname, (lua_Number)R);
     if (!(isfinite(m) && m >= 0))
       luaL_error(L, "%s: mass must be finite and >= 0, got %f", fname, (lua_Number)m);
+    if (m == 0.0 && a->d_in <= 2)
+      luaL_error(L, "%s: mass=0 makes the two-point function infrared divergent in d_in = %I "
+                 "(the integral of 1/|b|^2 over the ball diverges at b = 0 for d <= 2); give "
+                 "mass= > 0", fname, (lua_Integer)a->d_in);
     a->freq = NNFT_FREQ_BALL;
     a->radius = R;
     a->mass = m;

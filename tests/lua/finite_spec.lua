@@ -178,8 +178,8 @@ describe("nnft.finite.moments / g4c / g6c", function()
            nnft.finite.g4c, arch, Xerf, { order = 151 })
     raises("one of auto, gh expected", nnft.finite.g2, arch, Xerf, { method = "mc" })
     raises("nnft.Arch expected", nnft.finite.g2, {}, Xerf)
-    raises("give the cos-net a mass m > 0", nnft.finite.g4c,
-           nnft.cosnet{ d_in = 1, width = 3, radius = 2 }, Xerf)
+    raises("mass=0 makes the two-point function infrared divergent", nnft.cosnet,
+           { d_in = 1, width = 3, radius = 2 })
     local bad = nnft.mlp{ d_in = 1, width = 3, depth = 1, act = function() error("boom") end }
     raises("activation function failed", nnft.finite.g2, bad, Xerf)
   end)

@@ -166,7 +166,7 @@ describe("gradients and Jacobians", function()
 
   it("of cos-nets, plain and generalised", function()
     for _, spec in ipairs{ { d_in = 2, width = 6 }, { d_in = 2, width = 6, radius = 2, mass = 0.5 },
-                           { d_in = 2, width = 6, radius = 2, param = "ntk", frozen = { 1 } } } do
+                           { d_in = 2, width = 6, radius = 2, mass = 1, param = "ntk", frozen = { 1 } } } do
       local wj, wg = fd_errors(nnft.cosnet(spec):init{ seed = 3 }, X, y)
       assert.is_true(wj < 1e-6 and wg < 1e-6)
     end

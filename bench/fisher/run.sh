@@ -25,3 +25,8 @@ echo "$b"
 ta=$(echo "$a" | sed 's/.*time \([0-9.]*\) s.*/\1/')
 tb=$(echo "$b" | sed 's/.*time \([0-9.]*\) s.*/\1/')
 echo "threads=$THREADS  ratio torch/nnft = $(echo "$tb $ta" | awk '{printf "%.2f", $1/$2}')"
+
+# Part (b): the BRG-NNFT ensemble of examples/brg/bayes_nn_ft.lua (100 members, per-sample SGD,
+# diagonal readout Fisher, 25 cumulative cutoffs) vs PyTorch following the published loop:
+# bench/fisher/brg_run.sh [members=100 epochs=20]; run from here with BRG=1 (minutes: the peer).
+if [ "${BRG:-0}" = 1 ]; then NNFT_BIN=$NNFT_BIN THREADS=$THREADS "$here/brg_run.sh"; fi

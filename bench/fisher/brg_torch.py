@@ -59,8 +59,9 @@ def test_mse(model):
 
 
 t0 = time.perf_counter()
-sums, kept = [0.0] * len(grid), 0
+sums, kept, t_train = [0.0] * len(grid), 0, 0.0
 for m in range(members):
+    t1 = time.perf_counter()
     model = build(theta0[:, m])
     opt = torch.optim.SGD([model[5].weight], lr=args["lr"])
     crit = nn.MSELoss()
@@ -70,6 +71,7 @@ for m in range(members):
             loss = crit(model(Xtr[i:i + 1]), ytr[i:i + 1])
             loss.backward()
             opt.step()
+    t_train += time.perf_counter() - t1
     pre = test_mse(model)
     if not (pre == pre) or pre >= args["mse_max"]:
         continue
@@ -90,5 +92,5 @@ for m in range(members):
             model[5].weight.copy_(torch.where(sloppy, draw, star))
         sums[j] += test_mse(model)
 t = time.perf_counter() - t0
-print("torch  members=%d epochs=%d  time %.3f s  kept %d  mse(0) %.12e  mse(1e-4) %.6g  mse(1e5) %.6g"
-      % (members, args["epochs"], t, kept, sums[0] / kept, sums[1] / kept, sums[-1] / kept))
+print("torch  members=%d epochs=%d  time %.3f s  train %.3f s  kept %d  mse(0) %.12e  mse(1e-4) %.6g  mse(1e5) %.6g"
+      % (members, args["epochs"], t, t_train, kept, sums[0] / kept, sums[1] / kept, sums[-1] / kept))

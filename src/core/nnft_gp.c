@@ -390,7 +390,7 @@ nnft_gp_optimize_opts nnft_gp_optimize_defaults(void) {
   o.method = NNFT_GP_BFGS;
   o.fit_noise = 1;
   o.max_iter = 200;
-  o.gtol = 1e-6;
+  o.gtol = 1e-5;
   o.xtol = 1e-4;
   o.step = 0.1;
   o.fd_step = 1e-4;
@@ -705,6 +705,8 @@ nnft_status nnft_gp_optimize(nnft_gp_kernel_fn fn, void *ctx, size_t n, size_t p
     if (gsl_multimin_test_gradient(gsl_multimin_fdfminimizer_gradient(g), o.gtol) ==
         GSL_SUCCESS)
       res->converged = 1;
+    int restarts = 0;
+    double f_restart = GSL_POSINF;
     while (!res->converged && iter < o.max_iter) {
       if (nnft_interrupted()) {
         s = NNFT_EINTR;
@@ -716,7 +718,16 @@ nnft_status nnft_gp_optimize(nnft_gp_kernel_fn fn, void *ctx, size_t n, size_t p
       if (gsl_multimin_test_gradient(gsl_multimin_fdfminimizer_gradient(g), o.gtol) ==
           GSL_SUCCESS)
         res->converged = 1;
-      if (status) break; /* GSL_ENOPROG: the line search can improve no further */
+      if (status && !res->converged) {
+        /* GSL_ENOPROG: the line search made no progress along the quasi-Newton direction.
+         * Restart from the current point along the steepest descent (the curvature model may
+         * be stale); give up when a restart does not lower f or after a few restarts. */
+        double f = gsl_multimin_fdfminimizer_minimum(g);
+        if (restarts >= 5 || !(f < f_restart)) break;
+        f_restart = f;
+        restarts++;
+        gsl_multimin_fdfminimizer_restart(g);
+      }
     }
     gsl_vector_memcpy(x, gsl_multimin_fdfminimizer_x(g));
     const gsl_vector *gv = gsl_multimin_fdfminimizer_gradient(g);

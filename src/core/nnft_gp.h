@@ -117,14 +117,14 @@ typedef struct nnft_gp_optimize_opts {
   int fit_noise;    /* 1 (default): σ² is free; 0: fixed at its start value */
   int max_iter;     /* default 200 */
   double gtol;      /* BFGS/CG: stop when |∇ log p| <= gtol · n · k (w.r.t. log-parameters);
-                       default 1e-6 */
+                       default 1e-5 */
   double xtol;      /* NM: stop when the simplex size (log-parameter units) <= xtol; 1e-4 */
   double step;      /* first step / simplex size in log-parameter units; default 0.1 */
   double fd_step;   /* central-difference step h in log θ for ∂K/∂θ; default 1e-4 */
   nnft_gp_opts fit; /* jitter policy for every factorisation */
 } nnft_gp_optimize_opts;
 
-/* {BFGS, fit_noise = 1, max_iter = 200, gtol = 1e-6, xtol = 1e-4, step = 0.1, fd_step = 1e-4,
+/* {BFGS, fit_noise = 1, max_iter = 200, gtol = 1e-5, xtol = 1e-4, step = 0.1, fd_step = 1e-4,
  *  fit = nnft_gp_defaults()}. */
 nnft_gp_optimize_opts nnft_gp_optimize_defaults(void);
 

@@ -478,6 +478,7 @@ typedef struct plan {
   size_t q;                   /* quadrature order */
   nnft_freeprop_params fp;    /* generalised cos-net */
   int ball_plain;             /* ball frequencies without amplitude */
+  int cos_phase;              /* cos-net with random phases (else the x + x' term too) */
   int threads;
 } plan;
 
@@ -586,9 +587,11 @@ static nnft_status plan_make(const nnft_arch *a, const nnft_nngp_opts *o, plan *
   if (a->is_cosnet) {
     /* phases are not a Gaussian bias: K^1 = σ_w² x·x'/d, V = ½ e^{−(q1+q2−2c)/2}; the phase
      * gradient contributes 1 to T^1 in both parameterisations (used as drawn) */
+    int phase = a->layer[0].has_bias; /* without phases: E[cos u cos v], the MLP cos formula */
     p->b2[0] = 0.0;
-    p->tb[0] = a->layer[0].frozen ? 0.0 : 1.0;
-    p->act[0] = ACT_COSPHASE;
+    p->tb[0] = a->layer[0].frozen || !phase ? 0.0 : 1.0;
+    p->act[0] = phase ? ACT_COSPHASE : NNFT_ACT_COS;
+    p->cos_phase = phase;
     p->quad[0] = 0;
     p->any_quad = 0;
     if (a->freq == NNFT_FREQ_BALL) {
@@ -689,28 +692,31 @@ static double ball_charfn(size_t d, double x) {
   return tgamma(nu + 1.0) * pow(2.0 / x, nu) * gsl_sf_bessel_Jnu(nu, x);
 }
 
-/* K of a ball cos-net for the pair distance r. */
-static nnft_status cos_ball_value(const plan *p, nngp_ws *w, double r, double *K) {
+/* σ_a² E_b[A(b)² cos(b·v)]/2 of a ball cos-net at |v| = r. */
+static nnft_status cos_ball_g(const plan *p, nngp_ws *w, double r, double *g) {
   const nnft_arch *a = p->a;
   double sa2 = a->layer[1].sigma_w * a->layer[1].sigma_w;
   if (p->ball_plain) {
-    *K = p->b2[1] + 0.5 * sa2 * ball_charfn(a->d_in, a->radius * r);
+    *g = 0.5 * sa2 * ball_charfn(a->d_in, a->radius * r);
     return NNFT_OK;
   }
-  double g;
-  nnft_status s = nnft_freeprop_eval(w->fp, &p->fp, r, &g);
-  *K = p->b2[1] + g;
-  return s;
+  return nnft_freeprop_eval(w->fp, &p->fp, r, g); /* σ_a² C² (2π)^d/vol · G_1 / 2 = G_1 */
 }
 
-/* Distance between row i of X and row j of Y. */
-static double row_dist(const nnft_mat *X, size_t i, const nnft_mat *Y, size_t j) {
-  double s = 0.0;
+/* K of a ball cos-net for the pair (x, y): with phases the x − y term only, without them also
+ * the x + y term (E[cos(b·x) cos(b·y)] = ½ E[cos b·(x−y) + cos b·(x+y)]). */
+static nnft_status cos_ball_value(const plan *p, nngp_ws *w, const nnft_mat *X, size_t i,
+                                  const nnft_mat *Y, size_t j, double *K) {
+  double dm = 0.0, dp = 0.0, g, h = 0.0;
   for (size_t c = 0; c < X->cols; c++) {
-    double d = NNFT_AT(X, i, c) - NNFT_AT(Y, j, c);
-    s += d * d;
+    double x = NNFT_AT(X, i, c), y = NNFT_AT(Y, j, c);
+    dm += (x - y) * (x - y);
+    dp += (x + y) * (x + y);
   }
-  return sqrt(s);
+  nnft_status s = cos_ball_g(p, w, sqrt(dm), &g);
+  if (!s && !p->cos_phase) s = cos_ball_g(p, w, sqrt(dp), &h);
+  *K = p->b2[1] + g + h;
+  return s;
 }
 
 /* g[i + j ni] = x_{i0+i}·y_{j0+j}, summed in coordinate order: the same arithmetic for every
@@ -760,7 +766,7 @@ static nnft_status tile_eval(const plan *p, const nnft_gh_rule *gh, nngp_ws *w,
   if (p->kind == KIND_COS_BALL) {
     for (size_t j = 0; j < nj; j++)
       for (size_t i = 0; i < ni; i++) {
-        nnft_status s = cos_ball_value(p, w, row_dist(X, i0 + i, Y, j0 + j), &k[i + j * ni]);
+        nnft_status s = cos_ball_value(p, w, X, i0 + i, Y, j0 + j, &k[i + j * ni]);
         if (s) return s;
       }
   } else {
@@ -802,7 +808,7 @@ static nnft_status points_eval(const plan *p, const nnft_gh_rule *gh, nngp_ws *w
   for (size_t i = 0; i < n; i++) {
     if ((i & 255) == 0 && nnft_interrupted()) return NNFT_EINTR;
     if (p->kind == KIND_COS_BALL) {
-      if ((s = cos_ball_value(p, w, 0.0, &pts->kd[i]))) return s;
+      if ((s = cos_ball_value(p, w, X, i, X, i, &pts->kd[i]))) return s;
       pts->thd[i] = NAN;
       continue;
     }

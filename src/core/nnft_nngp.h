@@ -47,8 +47,10 @@
  *   cos-net    plain (Gaussian frequencies b ~ N(0, σ_w²/d), random phase): V = ½ exp(−σ_w²
  *              |x − x'|²/(2d)), K = [σ_b2²] + σ_a² V. Generalised (ball of radius R, amplitude
  *              A(b), mass m): K = [σ_b2²] + G_1(|x − x'|), the free cutoff propagator
- *              (nnft_freeprop, d <= 3). NTK: plain cos-nets only (phases count as a bias whose
- *              T^1 term is 1 in both parameterisations; frequencies as first-layer weights).
+ *              (nnft_freeprop, d <= 3). Without phases (layer 1 without bias, C API only) the
+ *              x + x' term joins: V = ½ [g(x − x') + g(x + x')]. NTK: Gaussian frequencies only
+ *              (phases count as a bias whose T^1 term is 1 in both parameterisations;
+ *              frequencies as first-layer weights).
  *
  * Requirements (nnft_nngp_check): a valid architecture (nnft_arch_check) whose parameter means
  * are all zero; for the NTK not a generalised cos-net; for a generalised cos-net d <= 3 and a mass

@@ -315,6 +315,12 @@ static void test_one_layer_vs_finite(void) {
       nnft_mat_max_abs_diff(&Kd, &Gd, &err);
       CHECK(err <= 1e-9 * fabs(NNFT_AT(&Gd, 0, 0)));
       if (!gen) CHECK_NEAR(NNFT_AT(&Kd, 0, 0), 0.32, 1e-15);
+      /* without phases the x + x' term joins (nnft_finite: all sign patterns) */
+      c.layer[0].has_bias = 0;
+      CHECK_STATUS(nnft_nngp_matrix(&c, 0, 0, &Xd, NULL, &Kd), NNFT_OK);
+      CHECK_STATUS(nnft_finite_g2(&c, &Xd, NULL, &Gd), NNFT_OK);
+      nnft_mat_max_abs_diff(&Kd, &Gd, &err);
+      CHECK(err <= 1e-9 * fabs(NNFT_AT(&Gd, 0, 0)));
       nnft_mat_free(&Kd);
       nnft_mat_free(&Gd);
     }

@@ -9,7 +9,8 @@
 --   RBF   exp(−|x − x'|²/(2 ℓ²)) with ℓ = lengthscale.
 -- Pixels are scaled to [0, 1]. Each size is repeated `reps` times on independent random splits
 -- (one held-out test set per repetition); the error bars are the standard error over repetitions.
--- Writes error.csv, error.png/.svg (log-log) and the run manifest.
+-- Writes error.csv (size, kernel, error, stderr), the figure error_vs_n.png/.svg (log-log; its data
+-- and gnuplot script beside it) and the run manifest.
 --
 --   nnft examples/kernels/gp_digits.lua depth=3 lengthscale=2 noise=1e-2 out=out/gp_digits
 
@@ -119,7 +120,7 @@ end
 nnft.io.write_csv(run:path("error.csv"), cols, { columns = { "size", "kernel", "error", "stderr" },
   meta = { test = args.test, reps = args.reps, noise = args.noise, depth = args.depth,
            act = args.act, lengthscale = args.lengthscale } })
-nnft.plot.lines{ file = run:path("error.png"), logx = true, logy = true,
+nnft.plot.lines{ file = run:path("error_vs_n.png"), logx = true, logy = true,
   xlabel = "training set size n", ylabel = "test error (argmax of 10 GP means)",
   title = "GP regression on the digits, one-vs-rest targets", key = "top right", series = series }
 

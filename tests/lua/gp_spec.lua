@@ -350,3 +350,30 @@ describe("nnft.mercer", function()
     assert.matches("released", err(m.values, m))
   end)
 end)
+
+describe("the gp_digits recipe", function()
+  it("runs with tiny settings and writes the error table, the figure and the manifest", function()
+    local bin = os.getenv("NNFT_BIN")
+    if not bin then
+      pending("NNFT_BIN is not set")
+      return
+    end
+    local function shq(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+    local top = nnft._io.mkdtemp("nnft-gp-spec-")
+    local dir = top .. "/o"
+    local p = io.popen(shq(bin) .. " examples/kernels/gp_digits.lua sizes=30,60 test=60 reps=2 "
+      .. "out=" .. shq(dir) .. " 2>&1")
+    local out = p:read("a")
+    local ok = p:close()
+    assert.is_true(ok, out)
+    assert.matches("NNGP relu depth 2", out, 1, true)
+    local csv = nnft.io.read_csv(dir .. "/error.csv")
+    assert.are.equal(6, #csv.size) -- 3 kernels x 2 sizes
+    for r = 1, 6 do
+      assert.is_true(csv.error[r] >= 0 and csv.error[r] < 0.9) -- far better than chance (0.9)
+    end
+    assert.is_truthy(io.open(dir .. "/error_vs_n.png"))
+    assert.is_truthy(io.open(dir .. "/manifest.json"))
+    os.execute("rm -rf " .. shq(top))
+  end)
+end)

@@ -249,20 +249,37 @@ nnft_status nnft_mat_gemm(double alpha, const nnft_mat *a, int trans_a, const nn
     else nnft_mat_scalar_op(NNFT_OP_MUL, c, beta, 0, c);
     return NNFT_OK;
   }
-  if (m * n * k <= 4096) { /* tiny products: BLAS's call overhead exceeds the arithmetic */
+  if (m <= 16 && n <= 16 && k <= 16) { /* tiny products: BLAS's call overhead exceeds the work */
     for (size_t j = 0; j < n; j++)
       for (size_t i = 0; i < m; i++) {
         double acc = 0.0;
-        for (size_t p = 0; p < k; p++)
-          acc += (trans_a ? NNFT_AT(a, p, i) : NNFT_AT(a, i, p)) *
-                 (trans_b ? NNFT_AT(b, j, p) : NNFT_AT(b, p, j));
+        if (!trans_a && !trans_b)
+          for (size_t p = 0; p < k; p++) acc += NNFT_AT(a, i, p) * NNFT_AT(b, p, j);
+        else if (trans_a && !trans_b)
+          for (size_t p = 0; p < k; p++) acc += NNFT_AT(a, p, i) * NNFT_AT(b, p, j);
+        else if (!trans_a)
+          for (size_t p = 0; p < k; p++) acc += NNFT_AT(a, i, p) * NNFT_AT(b, j, p);
+        else
+          for (size_t p = 0; p < k; p++) acc += NNFT_AT(a, p, i) * NNFT_AT(b, j, p);
         NNFT_AT(c, i, j) = alpha * acc + (beta == 0.0 ? 0.0 : beta * NNFT_AT(c, i, j));
       }
     return NNFT_OK;
   }
-  if (n == 1 && !trans_b) {
-    cblas_dgemv(CblasColMajor, trans_a ? CblasTrans : CblasNoTrans, a->rows < 1 ? 1 : (int)a->rows,
-                (int)a->cols, alpha, a->data, lda, b->data, 1, beta, c->data, 1);
+  /* Vector shapes through level-1/2 BLAS: dgemm's set-up cost dominates them (per-sample SGD
+   * steps are dot products and rank-1 updates). Row 1 of A is strided by lda, column 1 of Aᵀ too. */
+  if (m == 1 && n == 1) {
+    double dot = cblas_ddot(ik, a->data, trans_a ? 1 : lda, b->data, trans_b ? ldb : 1);
+    c->data[0] = alpha * dot + (beta == 0.0 ? 0.0 : beta * c->data[0]);
+    return NNFT_OK;
+  }
+  if (n == 1) { /* c = α op(A) x + β c, x = column 1 of op(B) */
+    cblas_dgemv(CblasColMajor, trans_a ? CblasTrans : CblasNoTrans, (int)a->rows, (int)a->cols,
+                alpha, a->data, lda, b->data, trans_b ? ldb : 1, beta, c->data, 1);
+    return NNFT_OK;
+  }
+  if (m == 1) { /* row c = α x op(B) + β c, i.e. cᵀ = α op(B)ᵀ xᵀ + β cᵀ, x = row 1 of op(A) */
+    cblas_dgemv(CblasColMajor, trans_b ? CblasNoTrans : CblasTrans, (int)b->rows, (int)b->cols,
+                alpha, b->data, ldb, a->data, trans_a ? 1 : lda, beta, c->data, ldc);
     return NNFT_OK;
   }
   cblas_dgemm(CblasColMajor, trans_a ? CblasTrans : CblasNoTrans,

@@ -498,6 +498,31 @@ static void test_gemm(void) {
         nnft_mat_free(&ref);
       }
   nnft_mat_free(&P); nnft_mat_free(&Q); nnft_mat_free(&R);
+
+  /* Every dispatch path (tiny loop, ddot, the two gemv forms, dgemm) on strided views, in every
+   * transpose combination, against the naive product. */
+  const size_t shapes[][3] = {{3, 3, 3}, {1, 1, 40}, {30, 1, 40}, {1, 30, 40}, {20, 25, 30}};
+  nnft_mat_alloc(50, 50, &P);
+  nnft_mat_alloc(50, 50, &Q);
+  nnft_mat_alloc(50, 50, &R);
+  for (size_t k = 0; k < 2500; k++) P.data[k] = sin(0.37 * (double)k), Q.data[k] = cos(0.11 * k);
+  for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++)
+    for (int ta = 0; ta < 2; ta++)
+      for (int tb = 0; tb < 2; tb++) {
+        size_t m = shapes[sh][0], n = shapes[sh][1], k = shapes[sh][2];
+        nnft_mat_view(&P, 3, 2, ta ? k : m, ta ? m : k, &pa);
+        nnft_mat_view(&Q, 1, 4, tb ? n : k, tb ? k : n, &qb);
+        nnft_mat_fill(&R, 0.5);
+        nnft_mat_view(&R, 2, 3, m, n, &rc);
+        nnft_mat_alloc(m, n, &ref);
+        nnft_mat_fill(&ref, 0.5);
+        naive_gemm(0.75, &pa, ta, &qb, tb, 2.0, &ref);
+        CHECK_STATUS(nnft_mat_gemm(0.75, &pa, ta, &qb, tb, 2.0, &rc), NNFT_OK);
+        CHECK(max_diff(&rc, &ref) < 1e-12);
+        CHECK(NNFT_AT(&R, 1, 3) == 0.5 && NNFT_AT(&R, 2, 2) == 0.5); /* outside untouched */
+        nnft_mat_free(&ref);
+      }
+  nnft_mat_free(&P); nnft_mat_free(&Q); nnft_mat_free(&R);
   nnft_mat_free(&a); nnft_mat_free(&b); nnft_mat_free(&c); nnft_mat_free(&c3);
   nnft_mat_free(&c2x3); nnft_mat_free(&x); nnft_mat_free(&y); nnft_mat_free(&y3);
   nnft_mat_free(&yy); nnft_mat_free(&r); nnft_mat_free(&r2); nnft_mat_free(&e0);

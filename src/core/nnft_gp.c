@@ -649,7 +649,10 @@ nnft_status nnft_gp_optimize(nnft_gp_kernel_fn fn, void *ctx, size_t n, size_t p
     goto done;
   }
   memcpy(st.params, params, (1 + p) * sizeof(double));
-  if (q == 0) goto final; /* nothing free: evaluate at the start */
+  if (q == 0) { /* nothing free: evaluate at the start */
+    res->converged = 1;
+    goto final;
+  }
   if (!(x = gsl_vector_alloc(q))) {
     s = NNFT_ENOMEM;
     goto done;

@@ -191,6 +191,10 @@ static void fit_kernel(lua_State *L, int gp_idx, const nnft_mat *X, const nnft_m
 /* nnft.gp.fit(kernel, X, y [, {noise=0, jitter=true, max_tries=6}]) -> GP */
 static int gp_fit(lua_State *L) {
   const char *fname = "nnft.gp.fit";
+  if (!luaL_testudata(L, 1, L_KERNEL_NAME))
+    raisef(L, "%s: the first argument must be an nnft.Kernel (nnft.kernel.rbf{...}, "
+              "arch:kernel(), ...), got %s; for a kernel matrix use nnft.gp.fit_matrix", fname,
+           luaL_typename(L, 1));
   const nnft_kernel *k = l_checkkernel(L, 1);
   l_check_options(L, 4, fname, FIT_KEYS);
   const nnft_mat *X = arg_points(L, 2, k, fname, "X");
@@ -731,7 +735,6 @@ static int gp_optimize(lua_State *L) {
       !(o.fd_step > 0.0 && o.fd_step < 1.0))
     raisef(L, "%s: gtol, xtol and step must be positive and fd_step in (0, 1)", fname);
   o.fit = fit_opts(L, 4, fname);
-  if (n > 46340) raise_alloc(L, NNFT_EOVERFLOW, n, fname);
 
   /* the result GP is allocated before the search: Lua owns it whatever happens */
   l_gp *u = push_gp(L);
@@ -753,7 +756,7 @@ static int gp_optimize(lua_State *L) {
   if (s == NNFT_ENOTPD)
     return raisef(L, "%s: at noise %g: %s; restrict the parameters or start elsewhere", fname,
                   params[0], d.msg);
-  if (s == NNFT_ENOMEM) raise_alloc(L, s, n, fname);
+  if (s == NNFT_ENOMEM || s == NNFT_EOVERFLOW) raise_alloc(L, s, n, fname);
   if (s && c.kind != B_FUNCTION) raise_kernel_status(L, s, &c.base, fname);
   if (s) return raisef(L, "%s: %s", fname, d.msg[0] ? d.msg : nnft_strerror(s));
 

@@ -137,6 +137,10 @@ static void decompose(lua_State *L, l_modes *u, const nnft_mat *K, size_t k,
 /* nnft.mercer(kernel, X [, {k=, method=}]) and kernel:mercer(X [, opts]) -> Modes */
 static int mercer_kernel(lua_State *L) {
   const char *fname = "nnft.mercer";
+  if (!luaL_testudata(L, 1, L_KERNEL_NAME))
+    raisef(L, "%s: the first argument must be an nnft.Kernel (nnft.kernel.rbf{...}, "
+              "arch:kernel(), ...), got %s; for a kernel matrix use nnft.mercer_matrix", fname,
+           luaL_typename(L, 1));
   const nnft_kernel *kern = l_checkkernel(L, 1);
   const nnft_mat *X = arg_points(L, 2, kern, fname, "X");
   const size_t n = X->rows;

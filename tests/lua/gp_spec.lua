@@ -195,6 +195,8 @@ describe("nnft.gp", function()
       err(nnft.gp.fit, k, points(4, 2, 1), col { 1, 2, 3, 4 }, { noise = -0.1 }))
     assert.matches("unknown option 'nosie'",
       err(nnft.gp.fit, k, points(4, 2, 1), col { 1, 2, 3, 4 }, { nosie = 0.1 }))
+    assert.matches("first argument must be an nnft.Kernel .*got string; for a kernel matrix use nnft.gp.fit_matrix",
+      err(nnft.gp.fit, "rbf", points(4, 2, 1), col { 1, 2, 3, 4 }))
     local bad = err(nnft.gp.fit_matrix, nnft.mat { { 1, 2 }, { 2, 1 } }, col { 1, 1 })
     assert.matches("not positive definite even with jitter", bad)
     assert.matches("smallest eigenvalue %-1", bad)
@@ -334,6 +336,7 @@ describe("nnft.mercer", function()
     local arch = nnft.mlp { d_in = 2, width = 8, depth = 1, act = "relu", sigma_w = 1, sigma_b = 0 }
     assert.matches("X has 3 columns but the kernel takes points of dimension 2",
       err(nnft.mercer, arch:kernel(), points(4, 3, 1)))
+    assert.matches("first argument must be an nnft.Kernel", err(nnft.mercer, nnft.mat.eye(3), points(3, 2, 1)))
     local Xn = points(4, 2, 1)
     Xn:set(3, 1, 1 / 0)
     assert.matches("X contains NaN or Inf", err(nnft.mercer, nnft.kernel.rbf {}, Xn))

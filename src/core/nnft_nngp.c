@@ -38,6 +38,16 @@ NNGP_SIMD extern double atan2(double, double);
 #define NNGP_PRAGMA_SIMD
 #endif
 
+/* Hot loops: compiled for AVX-512, AVX2 and the baseline, picked at run time. The file is
+ * compiled without FMA contraction (CMakeLists.txt), so the dot products are the same bits in
+ * every clone (a point's norm and its dot products agree exactly on any machine); the libm
+ * vector variants of each clone may differ from each other in the last bit. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define NNGP_HOT __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define NNGP_HOT
+#endif
+
 #define NNGP_PI 3.14159265358979323846
 #define NNGP_TILE NNFT_NNGP_TILE
 
@@ -139,7 +149,7 @@ static double custom_deriv(const nnft_custom_act *c, double z) {
 #define CLAMP_HI(x, hi) ((x) < (hi) ? (x) : (hi))
 
 /* y[k] = σ(x[k]) for k < n. */
-static void act_values(int act, const nnft_custom_act *cu, size_t n, const double *restrict x,
+NNGP_HOT static void act_values(int act, const nnft_custom_act *cu, size_t n, const double *restrict x,
                        double *restrict y) {
   switch (act) {
   case NNFT_ACT_LINEAR:
@@ -200,7 +210,7 @@ static void act_values(int act, const nnft_custom_act *cu, size_t n, const doubl
 }
 
 /* y[k] = σ'(x[k]) for k < n. */
-static void act_derivs(int act, const nnft_custom_act *cu, size_t n, const double *restrict x,
+NNGP_HOT static void act_derivs(int act, const nnft_custom_act *cu, size_t n, const double *restrict x,
                        double *restrict y) {
   switch (act) {
   case NNFT_ACT_LINEAR:
@@ -285,7 +295,7 @@ static int has_closed_form(int act) {
  * vectorises them (sqrt inline, atan2 and asin from libmvec). */
 /* Closed forms of the header for a tile: V[i + j ni], Vd[i + j ni] from q1[i], q2[j] and
  * c[i + j ni]. Written as branch-free loops over i (vectorised with libmvec where available). */
-static void closed_tile(int act, size_t ni, size_t nj, const double *restrict q1,
+NNGP_HOT static void closed_tile(int act, size_t ni, size_t nj, const double *restrict q1,
                         const double *restrict q2, const double *restrict c, double *restrict V,
                         double *restrict Vd) {
   const double pi = NNGP_PI, inv2pi = 1.0 / (2.0 * NNGP_PI);
@@ -722,27 +732,27 @@ static nnft_status cos_ball_value(const plan *p, nngp_ws *w, const nnft_mat *X, 
 /* g[i + j ni] = x_{i0+i}·y_{j0+j}, summed in coordinate order: the same arithmetic for every
  * pair, so a point's |x|² and its product with an identical row agree bit for bit (and the
  * general path at Y = X reproduces the symmetric one). */
-static void tile_dots(const nnft_mat *X, size_t i0, size_t ni, const nnft_mat *Y, size_t j0,
+NNGP_HOT static void tile_dots(const nnft_mat *X, size_t i0, size_t ni, const nnft_mat *Y, size_t j0,
                       size_t nj, double *restrict g) {
   const size_t d = X->cols, lx = X->ld, ly = Y->ld;
   const double *xb = X->data + i0, *yb = Y->data + j0;
   size_t i = 0;
-  for (; i + 4 <= ni; i += 4) { /* 4 x 4 blocks: 16 sums in registers, each in coordinate order */
+  for (; i + 8 <= ni; i += 8) { /* 8 x 4 blocks: 32 sums in registers, each in coordinate order */
     size_t j = 0;
     for (; j + 4 <= nj; j += 4) {
-      double a[4][4] = {{0}};
+      double a[4][8] = {{0}};
       for (size_t c = 0; c < d; c++) {
         const double *xc = xb + c * lx + i, *yc = yb + c * ly + j;
         for (int q = 0; q < 4; q++) {
           NNGP_PRAGMA_SIMD
-          for (int p = 0; p < 4; p++) a[q][p] += xc[p] * yc[q];
+          for (int p = 0; p < 8; p++) a[q][p] += xc[p] * yc[q];
         }
       }
       for (int q = 0; q < 4; q++)
-        for (int p = 0; p < 4; p++) g[i + p + (j + q) * ni] = a[q][p];
+        for (int p = 0; p < 8; p++) g[i + p + (j + q) * ni] = a[q][p];
     }
     for (; j < nj; j++)
-      for (size_t p = i; p < i + 4; p++) {
+      for (size_t p = i; p < i + 8; p++) {
         double s = 0.0;
         for (size_t c = 0; c < d; c++) s += xb[c * lx + p] * yb[c * ly + j];
         g[p + j * ni] = s;
@@ -760,7 +770,7 @@ static void tile_dots(const nnft_mat *X, size_t i0, size_t ni, const nnft_mat *Y
 static nnft_status tile_eval(const plan *p, const nnft_gh_rule *gh, nngp_ws *w,
                              const nnft_mat *X, const points *px, size_t i0, size_t ni,
                              const nnft_mat *Y, const points *py, size_t j0, size_t nj,
-                             nnft_mat *out) {
+                             int mirror, nnft_mat *out) {
   size_t cnt = ni * nj;
   double *k = w->k, *th = w->th, *V = w->V, *Vd = p->ntk ? w->Vd : NULL, *g = w->g;
   if (p->kind == KIND_COS_BALL) {
@@ -785,8 +795,15 @@ static nnft_status tile_eval(const plan *p, const nnft_gh_rule *gh, nngp_ws *w,
     }
   }
   const double *res = p->ntk ? th : k;
+  int finite = 1;
+  for (size_t e = 0; e < cnt; e++) finite &= isfinite(res[e]);
+  if (!finite) return NNFT_ENONFINITE;
   for (size_t j = 0; j < nj; j++)
     for (size_t i = 0; i < ni; i++) NNFT_AT(out, i0 + i, j0 + j) = res[i + j * ni];
+  if (mirror) /* symmetric path: the transposed tile (strictly lower triangle of out) */
+    for (size_t i = 0; i < ni; i++)
+      for (size_t j = 0; j < nj; j++)
+        if (j0 + j < i0 + i || i0 != j0) NNFT_AT(out, j0 + j, i0 + i) = res[i + j * ni];
   return NNFT_OK;
 }
 
@@ -894,7 +911,7 @@ nnft_status nnft_nngp_eval(const nnft_arch *a, const nnft_nngp_opts *o, const nn
     size_t i0 = bi * NNGP_TILE, j0 = bj * NNGP_TILE;
     size_t ni = n - i0 < NNGP_TILE ? n - i0 : NNGP_TILE;
     size_t nj = m - j0 < NNGP_TILE ? m - j0 : NNGP_TILE;
-    if (!st) st = tile_eval(&p, &gh, &ws[tid], X, &px, i0, ni, Y, pyp, j0, nj, out);
+    if (!st) st = tile_eval(&p, &gh, &ws[tid], X, &px, i0, ni, Y, pyp, j0, nj, sym, out);
     if (st) {
 #ifdef _OPENMP
 #pragma omp critical(nnft_nngp_err)
@@ -910,12 +927,8 @@ nnft_status nnft_nngp_eval(const nnft_arch *a, const nnft_nngp_opts *o, const nn
   }
   s = first;
   if (s) goto done;
-  if (sym) { /* the diagonal from the diagonal recursion; mirror the upper triangle */
+  if (sym) /* the diagonal from the diagonal recursion (the tiles mirrored themselves) */
     for (size_t i = 0; i < n; i++) NNFT_AT(out, i, i) = o->ntk ? px.thd[i] : px.kd[i];
-    for (size_t j = 0; j < n; j++)
-      for (size_t i = j + 1; i < n; i++) NNFT_AT(out, i, j) = NNFT_AT(out, j, i);
-  }
-  if (!nnft_mat_all_finite(out)) s = NNFT_ENONFINITE;
 done:
   for (int t = 0; t < nt; t++) ws_free(&ws[t]);
   nnft_free(ws);

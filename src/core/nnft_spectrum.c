@@ -130,6 +130,11 @@ typedef struct {
 static double q_integrand(double r, void *vc) {
   q_ctx *c = vc;
   double v;
+  if (c->status) return 0.0;
+  if (nnft_interrupted()) { /* GSL cannot be stopped: make it finish fast, report after */
+    c->status = NNFT_EINTR;
+    return 0.0;
+  }
   nnft_status s = nnft_kernel_radial_eval(c->kw, &r, 1, &v);
   if (s) {
     if (!c->status) c->status = s;
@@ -143,17 +148,18 @@ static double q_integrand(double r, void *vc) {
 
 typedef struct {
   gsl_integration_workspace *w, *cw;
-  gsl_integration_qawo_table *t;
+  gsl_integration_qawo_table *t, *t2; /* QAWF's table; the core pieces' QAWO table */
   gsl_sum_levin_utrunc_workspace *lev;
   double *terms;
 } q_ws;
 
-#define D2_MAX_TERMS 4000
+#define D2_MAX_TERMS 200 /* J0 half-periods summed beyond the core before Levin */
 
 static void q_ws_free(q_ws *q) {
   if (q->w) gsl_integration_workspace_free(q->w);
   if (q->cw) gsl_integration_workspace_free(q->cw);
   if (q->t) gsl_integration_qawo_table_free(q->t);
+  if (q->t2) gsl_integration_qawo_table_free(q->t2);
   if (q->lev) gsl_sum_levin_utrunc_free(q->lev);
   nnft_free(q->terms);
 }
@@ -163,11 +169,43 @@ static int q_failed(int st, double err, double accept) {
   return !(isfinite(err)) || (st && !(err <= accept));
 }
 
-/* The transform at one p >= 0: raw integral times the prefactor. epsabs on K̃ itself. */
-static nnft_status q_one(q_ws *q, q_ctx *c, size_t d, double p, double epsabs, double epsrel,
-                         double *val, double *abserr) {
+/* The core [0, a] in geometric pieces [0, a·1e-5], [a·1e-5, a·1e-4], ..., [a/10, a]: an adaptive
+ * rule started on one long interval can miss a kernel concentrated near r = 0 (its first nodes
+ * all see ~0 and it "converges" to 0). With an oscillatory weight (weight != 0, p > 0) each piece
+ * goes to QAWO (Chebyshev moments of cos/sin(pr)), otherwise to QAG (the integrand then carries
+ * J0(pr) for d = 2). Adds to *res, *err. */
+#define CORE_PIECES 6
+static nnft_status q_core(q_ws *q, q_ctx *c, double a, int weight, double tol, double epsrel,
+                          double *res, double *err) {
   gsl_function f = {q_integrand, c};
-  double res = 0, err = 0, pre;
+  double lo = 0.0;
+  for (int k = CORE_PIECES - 1; k >= 0; k--) {
+    double hi = k ? a * pow(10.0, -(double)k) : a, t = 0, e = 0;
+    int st;
+    if (weight) {
+      gsl_integration_qawo_table_set(q->t2, c->p, hi - lo,
+                                     weight == 1 ? GSL_INTEG_COSINE : GSL_INTEG_SINE);
+      st = gsl_integration_qawo(&f, lo, tol / CORE_PIECES, epsrel, Q_LIMIT, q->w, q->t2, &t, &e);
+    } else {
+      st = gsl_integration_qag(&f, lo, hi, tol / CORE_PIECES, epsrel, Q_LIMIT, GSL_INTEG_GAUSS31,
+                               q->w, &t, &e);
+    }
+    if (c->status) return c->status;
+    if (q_failed(st, e, 100.0 * tol / CORE_PIECES + 1e-6 * fabs(t))) return NNFT_ENOCONV;
+    *res += t;
+    *err += e;
+    lo = hi;
+  }
+  return NNFT_OK;
+}
+
+/* The transform at one p >= 0: raw integral times the prefactor. epsabs on K̃ itself; a is the
+ * core radius (40 length scales) beyond which the tail methods take over. */
+static nnft_status q_one(q_ws *q, q_ctx *c, size_t d, double p, double a, double epsabs,
+                         double epsrel, double *val, double *abserr) {
+  gsl_function f = {q_integrand, c};
+  double res = 0, err = 0, pre, t = 0, e = 0;
+  nnft_status s;
   int st;
   c->p = p;
   c->status = NNFT_OK;
@@ -175,49 +213,62 @@ static nnft_status q_one(q_ws *q, q_ctx *c, size_t d, double p, double epsabs, d
   if (p == 0) {
     c->power = (int)d - 1;
     pre = d == 1 ? 2.0 : d == 2 ? 2.0 * M_PI : 4.0 * M_PI;
-    st = gsl_integration_qagiu(&f, 0.0, epsabs / pre, epsrel, Q_LIMIT, q->w, &res, &err);
+    double tol = epsabs / pre;
+    if ((s = q_core(q, c, a, 0, 0.5 * tol, epsrel, &res, &err))) return s;
+    st = gsl_integration_qagiu(&f, a, 0.5 * tol, epsrel, Q_LIMIT, q->w, &t, &e);
     if (c->status) return c->status;
-    if (q_failed(st, err, 100.0 * epsabs / pre + 1e-6 * fabs(res))) return NNFT_ENOCONV;
+    if (q_failed(st, e, 100.0 * tol + 1e-6 * fabs(t))) return NNFT_ENOCONV;
+    res += t;
+    err += e;
   } else if (d == 1 || d == 3) {
     c->power = d == 1 ? 0 : 1;
     pre = d == 1 ? 2.0 : 4.0 * M_PI / p;
+    double tol = epsabs / pre;
+    if ((s = q_core(q, c, a, d == 1 ? 1 : 2, 0.5 * tol, epsrel, &res, &err))) return s;
     gsl_integration_qawo_table_set(q->t, p, 1.0, d == 1 ? GSL_INTEG_COSINE : GSL_INTEG_SINE);
-    st = gsl_integration_qawf(&f, 0.0, epsabs / pre, Q_LIMIT, q->w, q->cw, q->t, &res, &err);
+    st = gsl_integration_qawf(&f, a, 0.5 * tol, Q_LIMIT, q->w, q->cw, q->t, &t, &e);
     if (c->status) return c->status;
-    if (q_failed(st, err, 100.0 * epsabs / pre + 1e-6 * fabs(res))) return NNFT_ENOCONV;
+    if (q_failed(st, e, 100.0 * tol + 1e-6 * fabs(t))) return NNFT_ENOCONV;
+    res += t;
+    err += e;
   } else {
-    /* d = 2: pieces between the zeros of J0(pr), summed (Levin u-transform when the terms do
-     * not die out: a slowly decaying K). */
+    /* d = 2: the core, then pieces between the zeros of J0(pr) beyond a, summed (Levin
+     * u-transform when the terms do not die out: a slowly decaying K). */
     c->power = 1;
     c->bessel = 1;
     pre = 2.0 * M_PI;
-    double a = 0.0, tol = epsabs / pre, sum = 0.0;
+    double tol = epsabs / pre, sum = 0.0;
+    if ((s = q_core(q, c, a, 0, 0.5 * tol, epsrel, &res, &err))) return s;
+    /* the first zero beyond a: j_{0,s} ≈ (s − 1/4)π */
+    unsigned s0 = (unsigned)fmax(1.0, floor(a * p / M_PI + 0.25) - 1.0);
+    while (gsl_sf_bessel_zero_J0(s0) / p <= a) s0++;
     size_t nt = 0, small = 0;
     int done = 0;
-    for (unsigned s = 1; s <= D2_MAX_TERMS; s++) {
-      if ((s & 63) == 0 && nnft_interrupted()) return NNFT_EINTR;
-      double b = gsl_sf_bessel_zero_J0(s) / p, t = 0, e = 0;
-      st = gsl_integration_qag(&f, a, b, 0.1 * tol, epsrel, Q_LIMIT, GSL_INTEG_GAUSS31, q->w, &t,
-                               &e);
+    double lo = a;
+    for (unsigned z = s0; z < s0 + D2_MAX_TERMS; z++) {
+      if (nnft_interrupted()) return NNFT_EINTR;
+      double hi = gsl_sf_bessel_zero_J0(z) / p;
+      st = gsl_integration_qag(&f, lo, hi, 0.05 * tol, epsrel, Q_LIMIT, GSL_INTEG_GAUSS31, q->w,
+                               &t, &e);
       if (c->status) return c->status;
       if (q_failed(st, e, tol + 1e-6 * fabs(t))) return NNFT_ENOCONV;
       q->terms[nt++] = t;
       sum += t;
       err += e;
-      a = b;
-      small = fabs(t) <= 0.01 * tol ? small + 1 : 0;
-      if (small >= 3 && s > 3) {
+      lo = hi;
+      small = fabs(t) <= 0.005 * tol ? small + 1 : 0;
+      if (small >= 3) {
         done = 1;
         break;
       }
     }
     if (done) {
-      res = sum;
+      res += sum;
     } else {
       double acc, aerr;
       gsl_sum_levin_utrunc_accel(q->terms, nt, q->lev, &acc, &aerr);
       if (!(isfinite(acc) && aerr <= 100.0 * tol + 1e-4 * fabs(acc))) return NNFT_ENOCONV;
-      res = acc;
+      res += acc;
       err += aerr;
     }
   }
@@ -237,16 +288,18 @@ static nnft_status spectrum_quadrature(const nnft_kernel *k, size_t d, double ep
   q.w = gsl_integration_workspace_alloc(Q_LIMIT);
   q.cw = gsl_integration_workspace_alloc(Q_LIMIT);
   q.t = gsl_integration_qawo_table_alloc(1.0, 1.0, GSL_INTEG_COSINE, 30);
+  q.t2 = gsl_integration_qawo_table_alloc(1.0, 1.0, GSL_INTEG_COSINE, 30);
   q.lev = gsl_sum_levin_utrunc_alloc(D2_MAX_TERMS);
   q.terms = nnft_alloc(D2_MAX_TERMS * sizeof(double));
-  if (!q.w || !q.cw || !q.t || !q.lev || !q.terms) {
+  if (!q.w || !q.cw || !q.t || !q.t2 || !q.lev || !q.terms) {
     s = NNFT_ENOMEM;
     goto done;
   }
   /* the accuracy scale: |K(0)| ℓ^d, about K̃(0) for a kernel of length scale ℓ */
   double zero = 0.0, k0, ell = nnft_kernel_length_scale(k);
   if ((s = nnft_kernel_radial_eval(c.kw, &zero, 1, &k0))) goto done;
-  double scale = fabs(k0) * pow(ell > 0 ? ell : 1.0, (double)d);
+  if (!(ell > 0 && isfinite(ell))) ell = 1.0;
+  double scale = fabs(k0) * pow(ell, (double)d), core = 40.0 * ell;
   if (!(scale > 0)) scale = 1.0;
   double maxerr = 0;
   for (size_t j = 0; j < p->cols; j++)
@@ -256,12 +309,12 @@ static nnft_status spectrum_quadrature(const nnft_kernel *k, size_t d, double ep
         goto done;
       }
       double pv = NNFT_AT(p, i, j), v, e;
-      if ((s = q_one(&q, &c, d, pv, epsrel * scale, epsrel, &v, &e))) goto done;
+      if ((s = q_one(&q, &c, d, pv, core, epsrel * scale, epsrel, &v, &e))) goto done;
       /* far in the tail: once more, to the result's own relative accuracy (down to 1e-10 of
        * the scale; below, an absolute accuracy epsrel·scale is all a zero spectrum can have) */
       if (fabs(v) < 1e-2 * scale && fabs(v) > 1e-10 * scale) {
         double eps2 = epsrel * fabs(v);
-        if ((s = q_one(&q, &c, d, pv, eps2, epsrel, &v, &e))) goto done;
+        if ((s = q_one(&q, &c, d, pv, core, eps2, epsrel, &v, &e))) goto done;
       }
       NNFT_AT(out, i, j) = v;
       if (e > maxerr) maxerr = e;

@@ -13,19 +13,22 @@
  *               generalised cos-net (b uniform in B_R, amplitude A(b)): Θ(R − |p|)/(p² + m²);
  *               b uniform in B_R without amplitude: (σ_a²/2)(2π)^d Θ(R − |p|)/vol(B_R).
  *   Products have no closed form here (a convolution of spectra).
- * - QUADRATURE, radial (Hankel) transforms of K(r) (GSL):
- *     d = 1:  2 ∫_0^∞ K(r) cos(pr) dr                  QAWF (Fourier integral, cycle extrapolation)
- *     d = 2:  2π ∫_0^∞ r K(r) J0(pr) dr                 QAG between consecutive zeros of J0(pr),
- *                                                       summed with Levin's u-transform
- *     d = 3:  (4π/p) ∫_0^∞ r K(r) sin(pr) dr           QAWF
- *     p = 0:  the same moments with QAGIU.
+ * - QUADRATURE, radial (Hankel) transforms of K(r) (GSL), split at a = 40ℓ (ℓ =
+ *   nnft_kernel_length_scale): the core [0, a] in geometric pieces [0, a·1e-5], ..., [a/10, a]
+ *   (QAWO with the cos/sin weight, QAG for d = 2 and p = 0), then the tail:
+ *     d = 1:  2 ∫_0^∞ K(r) cos(pr) dr          tail: QAWF (Fourier integral, cycle extrapolation)
+ *     d = 2:  2π ∫_0^∞ r K(r) J0(pr) dr         tail: QAG between consecutive zeros of J0(pr),
+ *                                               up to 200 of them, then Levin's u-transform
+ *     d = 3:  (4π/p) ∫_0^∞ r K(r) sin(pr) dr   tail: QAWF
+ *     p = 0:  the same moments, tail by QAGIU.
  *   Accuracy: relative epsrel on a scale K(0)ℓ^d (ℓ = nnft_kernel_length_scale); where K̃ is
  *   below 1e-2 of that scale a second pass asks for epsrel relative to K̃ itself, down to values
  *   of 1e-10 of the scale (smaller ones, e.g. an exactly vanishing spectrum, keep the absolute
  *   accuracy epsrel·scale).
  *   Accurate (~epsrel) for kernels that decay (RBF, Matérn, Gauss-net); the free propagator with a
- *   sharp cutoff decays like an oscillating power and its transform converges slowly (see the
- *   FFT route for it).
+ *   sharp cutoff decays like an oscillating power: ~1e-6 in d = 1, 3 (p != 0), but in d = 2 slow
+ *   (seconds per p: each G(r) costs ∝ R r) and only ~1e-3 absolute; p = 0 does not converge
+ *   (NNFT_ENOCONV). The FFT route suits it better.
  * - FFT: K sampled on a periodic grid of n^d points with spacing h = L/n (x = h·i, i centred),
  *   transformed with GSL's mixed-radix FFT along each axis, K̃(p_k) ≈ h^d Σ_x K(|x|) e^{−ip_k·x},
  *   p_k = 2πk/L; the grid momenta are grouped into exact shells |k|² = s (radial binning:

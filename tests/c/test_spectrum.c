@@ -123,6 +123,17 @@ int main(void) {
     }
   }
 
+  /* ---- tiny momenta: the oscillation is slower than the kernel's whole extent (an adaptive
+   * rule started on one cycle of length π/p would miss the kernel near r = 0) ---- */
+  {
+    double p[3] = {1e-6, 1e-3, 0.02};
+    nnft_kernel rbf = nnft_kernel_rbf(0.7, 1.3), m = nnft_kernel_matern(1.5, 0.3, 1.0);
+    for (size_t d = 1; d <= 3; d++) {
+      compare(&rbf, d, NNFT_SPECTRUM_QUADRATURE, p, 3, 1e-7, "rbf quadrature, small p");
+      compare(&m, d, NNFT_SPECTRUM_QUADRATURE, p, 3, 1e-7, "matern quadrature, small p");
+    }
+  }
+
   /* ---- Matérn ν = 1/2, 3/2, 5/2 ---- */
   {
     double p[5] = {0.0, 0.5, 1.3, 2.7, 4.0};

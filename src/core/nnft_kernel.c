@@ -16,6 +16,10 @@
 #include "nnft_freeprop.h"
 #include "nnft_nngp.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #define TILE 64
 
 /* ---------------------------------------------------------------------------------------------
@@ -588,6 +592,41 @@ static void mirror_diag_block(nnft_mat *out, size_t r0, size_t nb) {
     for (size_t i = j + 1; i < nb; i++) NNFT_AT(out, r0 + j, r0 + i) = NNFT_AT(out, r0 + i, r0 + j);
 }
 
+/* 1 if an NNGP/NTK leaf has a user (Lua) activation: its callback must run on one thread. */
+static int has_custom(const nnft_kernel *k) {
+  if (!k) return 0;
+  if (k->type == NNFT_KERNEL_NNGP || k->type == NNFT_KERNEL_NTK) {
+    for (size_t l = 0; l < k->arch.nlayers && l < NNFT_MAX_LAYERS; l++)
+      if (k->arch.layer[l].act == NNFT_ACT_CUSTOM) return 1;
+    return 0;
+  }
+  if (k->type == NNFT_KERNEL_SCALE) return has_custom(k->left);
+  if (is_binary(k)) return has_custom(k->left) || has_custom(k->right);
+  return 0;
+}
+
+/* One tile of the matrix (and its mirror on the symmetric path). */
+static nnft_status matrix_tile(eval_ctx *c, const leaf_needs *need, const nnft_kernel *k,
+                               size_t i0, size_t j0, int sym, nnft_mat *out) {
+  size_t n = out->rows, m = out->cols;
+  c->i0 = i0;
+  c->j0 = j0;
+  c->ni = n - i0 < TILE ? n - i0 : TILE;
+  c->nj = m - j0 < TILE ? m - j0 : TILE;
+  c->sym_block = sym && i0 == j0;
+  tile_geometry(c, need);
+  nnft_status s = eval(c, k, &NNFT_AT(out, i0, j0), out->ld, OP_SET, 1.0, 0);
+  if (s || !sym) return s;
+  if (i0 == j0) {
+    mirror_diag_block(out, i0, c->ni);
+  } else {
+    for (size_t j = 0; j < c->nj; j++)
+      for (size_t i = 0; i < c->ni; i++)
+        NNFT_AT(out, j0 + j, i0 + i) = NNFT_AT(out, i0 + i, j0 + j);
+  }
+  return NNFT_OK;
+}
+
 nnft_status nnft_kernel_matrix(const nnft_kernel *k, const nnft_mat *X, const nnft_mat *Y,
                                nnft_mat *out) {
   nnft_status s;
@@ -599,39 +638,65 @@ nnft_status nnft_kernel_matrix(const nnft_kernel *k, const nnft_mat *X, const nn
   if (k->type == NNFT_KERNEL_NNGP || k->type == NNFT_KERNEL_NTK)
     return nngp_matrix(k, X, Y, out, 0);
 
-  eval_ctx c;
+  size_t nbi = (n + TILE - 1) / TILE, nbj = (m + TILE - 1) / TILE;
+  long long ntiles = (long long)(nbi * nbj);
+  int sym = Y == NULL, nt = 1;
+#ifdef _OPENMP
+  if (!has_custom(k) && ntiles > 1) nt = omp_get_max_threads();
+  if ((long long)nt > ntiles) nt = (int)ntiles;
+  if (nt < 1) nt = 1;
+#endif
+  /* one context per thread, allocated before the parallel region */
+  eval_ctx *ctx = nnft_alloc((size_t)nt * sizeof *ctx);
+  if (!ctx) return NNFT_ENOMEM;
+  memset(ctx, 0, (size_t)nt * sizeof *ctx);
   leaf_needs need;
-  if ((s = ctx_alloc(&c, k, X->cols, &need))) goto done;
-  c.mode = MODE_TILE;
-  c.X = X;
-  c.Y = Y ? Y : X;
-  for (size_t i0 = 0; i0 < n; i0 += TILE) {
-    size_t j_end = Y ? m : i0 + 1; /* symmetric path: tiles on and below the diagonal */
-    for (size_t j0 = 0; j0 < j_end; j0 += TILE) {
-      if (nnft_interrupted()) {
-        s = NNFT_EINTR;
-        goto done;
-      }
-      c.i0 = i0;
-      c.j0 = j0;
-      c.ni = n - i0 < TILE ? n - i0 : TILE;
-      c.nj = m - j0 < TILE ? m - j0 : TILE;
-      c.sym_block = !Y && i0 == j0;
-      tile_geometry(&c, &need);
-      if ((s = eval(&c, k, &NNFT_AT(out, i0, j0), out->ld, OP_SET, 1.0, 0))) goto done;
-      if (!Y) {
-        if (i0 == j0) {
-          mirror_diag_block(out, i0, c.ni);
-        } else {
-          for (size_t j = 0; j < c.nj; j++)
-            for (size_t i = 0; i < c.ni; i++)
-              NNFT_AT(out, j0 + j, i0 + i) = NNFT_AT(out, i0 + i, j0 + j);
+  for (int t = 0; t < nt; t++) {
+    if ((s = ctx_alloc(&ctx[t], k, X->cols, &need))) goto done;
+    ctx[t].mode = MODE_TILE;
+    ctx[t].X = X;
+    ctx[t].Y = Y ? Y : X;
+  }
+  int stop = 0;
+  nnft_status first = NNFT_OK;
+  long long first_tile = ntiles;
+  /* every tile is computed by the same code whatever thread runs it: bit-identical results for
+   * any thread count; on failure the status of the lowest failing tile index is returned */
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+#endif
+  for (long long t = 0; t < ntiles; t++) {
+    size_t bi = (size_t)t % nbi, bj = (size_t)t / nbi;
+    if (sym && bj > bi) continue; /* symmetric path: tiles on and below the diagonal */
+    int tid = 0, halt;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#pragma omp atomic read
+#endif
+    halt = stop;
+    if (halt) continue;
+    nnft_status st = nnft_interrupted() ? NNFT_EINTR : NNFT_OK;
+    if (!st) st = matrix_tile(&ctx[tid], &need, k, bi * TILE, bj * TILE, sym, out);
+    if (st) {
+#ifdef _OPENMP
+#pragma omp critical(nnft_kernel_err)
+#endif
+      {
+        if (t < first_tile) {
+          first_tile = t;
+          first = st;
         }
       }
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+      stop = 1;
     }
   }
+  s = first;
 done:
-  ctx_free(&c);
+  for (int t = 0; t < nt; t++) ctx_free(&ctx[t]);
+  nnft_free(ctx);
   return s;
 }
 
@@ -793,8 +858,11 @@ nnft_status nnft_kernel_bytes(const nnft_kernel *k, size_t n, size_t m, size_t *
   if ((s = nnft_kernel_check(k))) return s;
   size_t total, ws;
   if ((s = nnft_mat_bytes(n, m, &total))) return s;
-  size_t tiles = temps_needed(k, OP_SET) + 2;
-  ws = tiles * TILE * TILE * sizeof(double);
+  size_t tiles = temps_needed(k, OP_SET) + 2, nt = 1;
+#ifdef _OPENMP
+  nt = (size_t)(omp_get_max_threads() > 0 ? omp_get_max_threads() : 1);
+#endif
+  ws = nt * tiles * TILE * TILE * sizeof(double);
   leaf_needs need = {0, 0, 0, 0};
   scan_leaves(k, &need);
   if (need.nngp) {

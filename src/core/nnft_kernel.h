@@ -89,8 +89,12 @@ int nnft_kernel_is_stationary(const nnft_kernel *k);
  * takes the symmetric path (half the evaluations, exactly symmetric result). Polls the interrupt
  * flag between blocks. NNFT_EDIM on shape mismatch, NNFT_ENONFINITE on NaN/Inf inputs.
  * Evaluated in 64 x 64 tiles; sums, products and scalings combine in place (a temporary tile only
- * for a sum inside a product or a product inside a sum). Workspace O(depth · 64² + 64 d). A tree
- * that is a single NNGP/NTK leaf is handed to nnft_nngp_matrix whole. out must not overlap X, Y. */
+ * for a sum inside a product or a product inside a sum). Tiles are distributed over OpenMP's
+ * default number of threads (one thread when an NNGP leaf has a user activation); every tile is
+ * computed by the same code whatever thread runs it, so results are bit-identical for any thread
+ * count. Workspace O(threads · (depth · 64² + 64 d)). A tree that is a single NNGP/NTK leaf is
+ * handed to nnft_nngp_matrix whole (NNGP leaves inside a tree run one tile at a time, in the
+ * tile's thread). out must not overlap X, Y. */
 nnft_status nnft_kernel_matrix(const nnft_kernel *k, const nnft_mat *X, const nnft_mat *Y,
                                nnft_mat *out);
 

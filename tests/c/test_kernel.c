@@ -19,6 +19,10 @@
 #include "nnft_nngp.h"
 #include "test_util.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 static uint64_t rng_state = 0x243F6A8885A308D3ull;
 static double urand(void) { /* uniform in [-1, 1), xorshift64* */
   rng_state ^= rng_state >> 12;
@@ -282,6 +286,33 @@ int main(void) {
     nnft_mat *all[] = {&X, &Y, &A, &B, &C, &D, &K1, &K2, &K3, &K4, &E1, &E2, &E3, &E4};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) nnft_mat_free(all[i]);
   }
+
+  /* ---- bit-identical for any number of threads ---- */
+#ifdef _OPENMP
+  {
+    nnft_mat X = randmat(100, 1, 2.0), Y = randmat(20, 1, 2.0);
+    nnft_arch a = relu_arch(1, 1.2, 0.3, 1.0, 0.1);
+    nnft_kernel ng = nnft_kernel_nngp(&a, 0, 0), fp = nnft_kernel_freeprop(1, 4.0, 1.0),
+                rbf = nnft_kernel_rbf(0.5, 1.0), s1 = nnft_kernel_sum(&fp, &ng),
+                t = nnft_kernel_prod(&s1, &rbf);
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    nnft_mat S1 = kmat(&t, &X, NULL), G1 = kmat(&t, &X, &Y);
+    omp_set_num_threads(3);
+    nnft_mat S3 = kmat(&t, &X, NULL), G3 = kmat(&t, &X, &Y);
+    omp_set_num_threads(saved);
+    CHECK(reldiff(&S1, &S3) == 0);
+    CHECK(reldiff(&G1, &G3) == 0);
+    /* an interrupt in a threaded evaluation */
+    omp_set_num_threads(2);
+    nnft_interrupt_flag = 1;
+    CHECK_STATUS(nnft_kernel_matrix(&t, &X, NULL, &S3), NNFT_EINTR);
+    nnft_interrupt_flag = 0;
+    omp_set_num_threads(saved);
+    nnft_mat *all[] = {&X, &Y, &S1, &G1, &S3, &G3};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) nnft_mat_free(all[i]);
+  }
+#endif
 
   /* ---- positive semi-definiteness of stationary kernels on random points ---- */
   {

@@ -567,6 +567,8 @@ static int kernel_spectrum(lua_State *L) {
     raisef(L, "%s: n (grid points per dimension) must be between 16 and %d in d = %lld, got "
               "%lld", fname, d == 1 ? (1 << 24) : d == 2 ? 4096 : 256, (long long)d,
            (long long)n);
+  if (n % 2)
+    raisef(L, "%s: n (grid points per dimension) must be even, got %lld", fname, (long long)n);
   o.n = (size_t)n;
   o.L = l_opt_number(L, 3, "L", 0.0);
   if (!(isfinite(o.L) && o.L >= 0))

@@ -290,7 +290,7 @@ static nnft_status nngp_diag(const nnft_kernel *k, const nnft_mat *X, nnft_mat *
 typedef enum { OP_SET, OP_ADD, OP_MUL } acc_op;
 typedef enum { MODE_TILE, MODE_DIAG, MODE_RADIAL } eval_mode;
 
-#define MAX_FP 8 /* free-propagator workspaces kept (one per distinct leaf; more share the last) */
+#define MAX_FP 8 /* free-propagator workspaces (one per distinct leaf; further leaves share the first) */
 
 typedef struct {
   eval_mode mode;

@@ -290,7 +290,8 @@ static nnft_status nngp_diag(const nnft_kernel *k, const nnft_mat *X, nnft_mat *
 typedef enum { OP_SET, OP_ADD, OP_MUL } acc_op;
 typedef enum { MODE_TILE, MODE_DIAG, MODE_RADIAL } eval_mode;
 
-#define MAX_FP 8 /* free-propagator workspaces (one per distinct leaf; further leaves share the first) */
+/* free-propagator workspaces: one per distinct leaf; further leaves share the first */
+#define MAX_FP 8
 
 typedef struct {
   eval_mode mode;

@@ -200,3 +200,34 @@ describe("arch:mc_ntk", function()
     raises("unknown option", arch.mc_ntk, arch, X, { E = 3, seed = 1, bags = 2 })
   end)
 end)
+
+describe("the deep_kernels recipe", function()
+  it("runs with tiny settings and writes the curves, the MC check, figures and the manifest", function()
+    local bin = os.getenv("NNFT_BIN")
+    if not bin then
+      pending("NNFT_BIN is not set")
+      return
+    end
+    local function shq(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+    local top = nnft._io.mkdtemp("nnft-mckernel-spec-")
+    local dir = top .. "/o"
+    local p = io.popen(shq(bin) .. " examples/kernels/deep_kernels.lua acts=relu,gelu depth=2 "
+      .. "npts=9 width=16 E=400 bags=10 mc_points=3 quad=8 out=" .. shq(dir) .. " 2>&1")
+    local out = p:read("a")
+    local ok = p:close()
+    assert.is_true(ok, out)
+    assert.matches("MC vs analytic at depth 2", out, 1, true)
+    local k = nnft.io.read_csv(dir .. "/kernels.csv")
+    assert.are.equal(2 * 2 * 9, #k.K)          -- 2 activations x 2 depths x 9 angles
+    for r = 1, #k.K do
+      if k.theta[r] == 0 then assert.is_true(math.abs(k.K_norm[r] - 1) < 1e-12) end
+    end
+    local mc = nnft.io.read_csv(dir .. "/mc.csv")
+    assert.are.equal(2 * 3, #mc.K_mc)
+    for _, f in ipairs{ "kernel_vs_depth_relu.png", "kernel_vs_depth_gelu.png",
+                        "mc_convergence.png", "convergence.csv", "manifest.json" } do
+      assert.is_truthy(io.open(dir .. "/" .. f), f)
+    end
+    os.execute("rm -rf " .. shq(top))
+  end)
+end)

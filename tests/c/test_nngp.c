@@ -4,7 +4,8 @@
  * layer kernels against the exact finite-width G2 of nnft_finite (an independent implementation:
  * polar quadrature, trapezoid rule, closed forms) for every activation, gauss-net and cos-nets;
  * deep linear networks against their closed recursion; the analytic NTK against the empirical NTK
- * J Jᵀ of wide networks (NTK and standard parameterisations, a frozen layer, a cos-net); the
+ * J Jᵀ of wide networks (NTK and standard parameterisations, a frozen layer, cos-nets, the
+ * gauss-net); the
  * symmetric path, the diagonal, thread-count invariance; refusals; allocation failures.
  *
  * Empirical-NTK tolerances: S independent networks (seeds 1..S); the mean of J Jᵀ and its standard
@@ -438,6 +439,11 @@ static void test_empirical_ntk(void) {
   a.layer[1].has_bias = 0;
   a.layer[1].sigma_w = 0.9;
   compare_ntk("cos-net", &a, &X, 4);
+  a.param = NNFT_PARAM_STANDARD;
+  compare_ntk("cos-net standard", &a, &X, 4);
+  /* gauss-net (σ' = σ), NTK parameterisation */
+  a = mlp_n(3, 1, 4000, NNFT_ACT_GAUSSNET, 1.0, 0.5, NNFT_PARAM_NTK);
+  compare_ntk("gauss-net", &a, &X, 4);
   nnft_mat_free(&X);
 }
 

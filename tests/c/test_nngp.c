@@ -5,8 +5,8 @@
  * polar quadrature, trapezoid rule, closed forms) for every activation, gauss-net and cos-nets;
  * deep linear networks against their closed recursion; the analytic NTK against the empirical NTK
  * J Jᵀ of wide networks (NTK and standard parameterisations, a frozen layer, cos-nets, the
- * gauss-net); the
- * symmetric path, the diagonal, thread-count invariance; refusals; allocation failures.
+ * gauss-net); the symmetric path, the diagonal, thread-count invariance; refusals; allocation
+ * failures.
  *
  * Empirical-NTK tolerances: S independent networks (seeds 1..S); the mean of J Jᵀ and its standard
  * error se = sd/√S per entry. A check passes when |analytic − mean| <= 4 se + 1e-12 |analytic|, and

@@ -258,8 +258,8 @@ static void test_quadrature(void) {
         double v128 = expect(acts[a], deriv, q1, q2, c, NNFT_NNGP_AUTO, &g128);
         double v32 = expect(acts[a], deriv, q1, q2, c, NNFT_NNGP_AUTO, &g32);
         if (getenv("NNGP_VERBOSE"))
-          fprintf(stderr, "GH-32 %s%s at (%g, %g, %g): %.3g off\n", nnft_act_name(acts[a]),
-                  deriv ? "'" : "", q1, q2, c, v32 - ref);
+          fprintf(stderr, "GH %s%s at (%g, %g, %g): q=32 %.2g, q=128 %.2g off\n",
+                  nnft_act_name(acts[a]), deriv ? "'" : "", q1, q2, c, v32 - ref, v128 - ref);
         /* tanh's poles at ±iπ/2 are closest to the real axis: slowest convergence */
         int t = acts[a] == NNFT_ACT_TANH;
         CHECK_NEAR(v128, ref, t ? 1e-8 : 1e-10);

@@ -643,7 +643,7 @@ nnft_status nnft_kernel_matrix(const nnft_kernel *k, const nnft_mat *X, const nn
   long long ntiles = (long long)(nbi * nbj);
   int sym = Y == NULL, nt = 1;
 #ifdef _OPENMP
-  if (!has_custom(k) && ntiles > 1) nt = omp_get_max_threads();
+  if (!has_custom(k) && ntiles >= 4) nt = omp_get_max_threads(); /* a team for < 4 tiles costs more than it saves */
   if ((long long)nt > ntiles) nt = (int)ntiles;
   if (nt < 1) nt = 1;
 #endif

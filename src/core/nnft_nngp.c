@@ -877,6 +877,9 @@ nnft_status nnft_nngp_eval(const nnft_arch *a, const nnft_nngp_opts *o, const nn
   nnft_gh_rule gh = {0, NULL, NULL};
   points px = {0}, py = {0};
   int nt = p.threads;
+  /* a team for a handful of tiles costs more than it saves (and its idle threads spin-wait,
+   * stealing the core from BLAS and from callers that evaluate many small matrices) */
+  if ((n + NNGP_TILE - 1) / NNGP_TILE * ((m + NNGP_TILE - 1) / NNGP_TILE) < 4) nt = 1;
   nngp_ws *ws = nnft_alloc((size_t)nt * sizeof *ws);
   if (!ws) return NNFT_ENOMEM;
   memset(ws, 0, (size_t)nt * sizeof *ws);

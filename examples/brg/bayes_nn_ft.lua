@@ -77,41 +77,17 @@ local _, hists = nnft.train_ensemble(nets, { X = Xtr, y = ytr, optimizer = "sgd"
                                              threads = args.threads > 0 and args.threads or nil })
 local t_train = os.clock() - t0
 
-local form = args.basis == "eigen" and "gram" or "diag"
-local kept, dropped = {}, 0
-local mse = {}      -- mse[j] = list over kept members
-local outs = {}     -- outs[j] = list of f(x*) over kept members
-local sloppy = {}   -- sloppy[j] = sum of counts
-for j = 1, #grid do mse[j], outs[j], sloppy[j] = {}, {}, 0 end
-for i, net in ipairs(nets) do
-  local pre = net:loss(Xte, yte)
-  if hists[i].diverged or pre ~= pre or pre >= args.mse_max then
-    dropped = dropped + 1
-  else
-    kept[#kept + 1] = i
-    local F = nnft.fisher(net, Xf, { form = form, sigma = 1 })
-    local cg, counts = nnft.shell.schedule(net, F, grid, { basis = args.basis, action = args.action,
-                                                           strict = args.strict, seed = args.seed * 100003 + i })
-    for j = 1, #grid do
-      local m = cg[j]:loss(Xte, yte)
-      mse[j][#mse[j] + 1] = m
-      outs[j][#outs[j] + 1] = cg[j]:forward(xstar):get(1, 1)
-      sloppy[j] = sloppy[j] + counts[j]
-      cg[j]:release()
-    end
-    F:release()
-  end
-end
+-- the flow (nnft.brg.flow, docs/api/brg.md): per member the readout Fisher on the Fisher inputs and
+-- the cumulative schedule over the grid; members with pre-RG test MSE >= mse_max (or NaN, or a
+-- diverged training) dropped; per Λ the mean test MSE and the outputs at x*
+local res = nnft.brg.flow(nets, grid, { X = Xf, form = args.basis == "eigen" and "gram" or "diag", sigma = 1 },
+                          { X_test = Xte, y_test = yte, X_probe = xstar, basis = args.basis,
+                            action = args.action, strict = args.strict, seed = args.seed,
+                            mse_max = args.mse_max, histories = hists })
+local kept, dropped = res.members, res.dropped
 local nk = #kept
-if nk == 0 then error("bayes_nn_ft: every member was dropped (pre-RG test MSE >= mse_max or NaN)", 0) end
-
-local function mean_se(t)
-  local s, s2 = 0, 0
-  for _, v in ipairs(t) do s = s + v; s2 = s2 + v * v end
-  local m = s / #t
-  local var = #t > 1 and (s2 - #t * m * m) / (#t - 1) or 0
-  return m, math.sqrt(math.max(var, 0) / #t), math.sqrt(math.max(var, 0))
-end
+local outs = {}     -- outs[j] = list of f(x*) over kept members
+for j = 1, #grid do outs[j] = res[j].outputs:col(1):totable(true) end
 
 print(string.format("bayes_nn_ft: %d members (%d dropped), width %d, %d epochs (%.1f s training), "
   .. "%d Fisher inputs, basis=%s action=%s%s", nk, dropped, W, args.epochs, t_train,
@@ -120,9 +96,9 @@ print("        Λ      mean test MSE   ± s.e.      mean sloppy / P")
 local col = { lambda = {}, mse = {}, se = {}, sloppy = {} }
 local P = W
 for j, c in ipairs(grid) do
-  local m, se = mean_se(mse[j])
-  col.lambda[j], col.mse[j], col.se[j], col.sloppy[j] = c, m, se, sloppy[j] / nk
-  print(string.format("  %9.3g   %12.5g   %10.3g   %8.1f / %d", c, m, se, sloppy[j] / nk, P))
+  local r = res[j]
+  col.lambda[j], col.mse[j], col.se[j], col.sloppy[j] = c, r.mse, r.se, r.sloppy
+  print(string.format("  %9.3g   %12.5g   %10.3g   %8.1f / %d", c, r.mse, r.se, r.sloppy, P))
 end
 
 local run = nnft.io.run{ out = args.out, args = args, seed = args.seed }
@@ -149,7 +125,7 @@ if args.plot then
                  { x = { cutoffs[1] / 10 }, y = { col.mse[1] }, yerr = { col.se[1] },
                    style = "errorbars", label = "Λ = 0 (trained; drawn at 1e-5)" } } }
     for _, j in ipairs{ 1, 8, 14, 20, #grid } do
-      local m, _, sd = mean_se(outs[j])
+      local m, sd = res[j].mean[1], res[j].sd[1]
       nnft.plot.hist{ file = run:path(string.format("hist_%02d.png", j)), data = outs[j],
         density = true, bins = math.max(5, math.min(50, math.ceil(2 * nk ^ (1 / 3)))), xlabel = "f(x*)",
         title = string.format("Λ = %g: Gaussian fit mean %.4g, sd %.4g (%d members)", grid[j], m, sd, nk) }

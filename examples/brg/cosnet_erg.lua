@@ -36,9 +36,10 @@ if args.n_inputs < 2 * args.box * R / math.pi then
   print(string.format("cosnet_erg: warning: n_inputs = %d < 2 box R/π = %.0f: the input grid aliases high frequencies",
                       args.n_inputs, 2 * args.box * R / math.pi))
 end
-local vol = 2 * R -- vol(B_R) in d = 1
-local function lambda_of_b(b) return vol / (N * sigma * sigma * 2 * math.pi * (b * b + m * m)) end
-local function R_of_lambda(L) return math.sqrt(math.max(vol / (N * sigma * sigma * 2 * math.pi * L) - m * m, 0)) end
+-- λ(b) and R_Λ of physics.md §7.4 (nnft.brg, docs/api/brg.md); T = 1: the per-example Fisher
+local cos = { R = R, m = m, N = N, d = 1, sigma = sigma }
+local function lambda_of_b(b) return nnft.brg.fisher_of_momentum(b, cos) end
+local function R_of_lambda(L) return nnft.brg.cosnet_cutoff(L, cos) end
 
 local arch = nnft.cosnet{ d_in = 1, width = N, radius = R, mass = m, frozen = { 1 }, param = "ntk" }
 local Xf = nnft.mat.linspace(-args.box, args.box, args.n_inputs)

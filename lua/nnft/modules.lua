@@ -2,5 +2,5 @@
 -- (nnft.args, nnft.io, ...): one list for init.lua and for help/completion.
 return {
   args = "nnft.args", io = "nnft.io", plot = "nnft.plot", help = "nnft.help",
-  progress = "nnft.progress", reproduce = "nnft.reproduce", rg = "nnft.rg",
+  progress = "nnft.progress", reproduce = "nnft.reproduce", rg = "nnft.rg", brg = "nnft.brg",
 }

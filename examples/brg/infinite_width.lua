@@ -101,37 +101,18 @@ local arch = nnft.mlp{ d_in = 64, width = math.max(N, 1), depth = args.depth, ac
                        sigma_w = args.sigma_w, sigma_b = args.sigma_b, param = "ntk", frozen = frozen }
 local kern = arch:kernel()
 
--- ---- BRG of a set of modes: kept counts, μ_Λ, Σ_Λ on the held-out points ----
--- kappa: Lua list (descending), E: nte x n extended modes, Yk: n x 10 target coefficients.
-local function brg_curve(kappa, E, Yk, grid)
-  local m = #kappa
-  local E2 = E:emul(E)
+-- ---- BRG of a set of modes: kept counts, μ_Λ, Σ_Λ on the held-out points (nnft.brg.infinite_width) ----
+-- E: the modes extended to the held-out points (nte x m).
+local function brg_curve(modes, E, grid)
+  local o = { T = T, sigma = args.sigma_eps, cutoffs = grid, phi_at = E }
+  local reset = nnft.brg.infinite_width(modes, Y, o)
+  o.reset = "drop"
+  local drop = nnft.brg.infinite_width(modes, Y, o)
   local res = { kept = {}, mse = {}, err = {}, var_reset = {}, var_drop = {} }
-  for j, L in ipairs(grid) do
-    local thr = L * s2 / T
-    local kept = 0
-    while kept < m and kappa[kept + 1] >= thr and (kappa[kept + 1] > 0 or L == 0) do kept = kept + 1 end
-    local mu
-    if kept == 0 then
-      mu = nnft.mat.zeros(nte, 10)
-    else
-      local S = nnft.mat.fromfunction(kept, 10, function(k, c)
-        local kk = kappa[k]
-        return kk / (kk + s2 / T) * Yk:get(k, c)
-      end)
-      mu = E:block(1, 1, nte, kept) * S
-    end
-    local w = nnft.mat.fromfunction(m, 1, function(k)
-      local kk = math.max(kappa[k], 0)
-      if k <= kept then return kk * s2 / (s2 + T * kk) end
-      return kk
-    end)
-    local wd = nnft.mat.fromfunction(m, 1, function(k)
-      local kk = math.max(kappa[k], 0)
-      return k <= kept and kk * s2 / (s2 + T * kk) or 0
-    end)
-    res.kept[j], res.mse[j], res.err[j] = kept, mse(mu), class_error(mu)
-    res.var_reset[j], res.var_drop[j] = (E2 * w):mean(), (E2 * wd):mean()
+  for j in ipairs(grid) do
+    local r = reset[j]
+    res.kept[j], res.mse[j], res.err[j] = r.kept, mse(r.mean_at), class_error(r.mean_at)
+    res.var_reset[j], res.var_drop[j] = r.var_at:mean(), drop[j].var_at:mean()
   end
   return res
 end
@@ -143,7 +124,6 @@ local kap_m = modes:values()
 local kappa = {}
 for k = 1, n do kappa[k] = kap_m:get(k, 1) end
 local Einf = modes:extend(Xte)
-local Ykinf = modes:project(Y)
 local kdiag = kern:diag(Xte)
 local resid = (kdiag - Einf:emul(Einf) * kap_m):mean()   -- K(x,x) − Σ_n κ_n e_n(x)², averaged
 local t_inf = wall() - t0
@@ -160,7 +140,7 @@ local lo, hi = math.floor(math.log(lmin, 10)), math.ceil(math.log(lam1, 10) + 1e
 local grid = { 0 }
 for i = 0, (hi - lo) * args.per_decade do grid[#grid + 1] = 10 ^ (lo + i / args.per_decade) end
 
-local inf = brg_curve(kappa, Einf, Ykinf, grid)
+local inf = brg_curve(modes, Einf, grid)
 
 -- cross-check: with T = n the Λ = 0 mean is the GP posterior mean with noise σ_ε²
 local gp_check
@@ -188,7 +168,7 @@ if N > 0 then
   local kapf = {}
   for k = 1, kf:rows() do kapf[k] = kf:get(k, 1) end
   local Efin = fmodes:extend(Jte * J:t())
-  fin = brg_curve(kapf, Efin, fmodes:project(Y), grid)
+  fin = brg_curve(fmodes, Efin, grid)
   -- the readout trained to convergence (posterior mean) for the first class, put into the net
   local A = nnft.linalg.solve_spd(G + nnft.mat.eye(n) * (n * s2 / T), Y)
   local theta = J:t() * A:col(1)

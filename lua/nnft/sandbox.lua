@@ -53,6 +53,295 @@ local function disabled(name, why)
   end
 end
 
+-- ---------------------------------------------------------------- gnuplot for nnft.plot
+-- nnft.plot cannot use io.popen under the sandbox. install() builds a runner around the io.popen
+-- it captured before disabling it and hands it to nnft.plot (loaded then, before any recipe
+-- code) through nnft.plot._set_runner, which keeps it in a local: no table a recipe can reach
+-- holds it, and debug (which could read upvalues) is gone. The runner itself trusts nothing it
+-- is given: it
+--   * runs only the gnuplot found on the PATH (absolute directories only, not inside out=) when
+--     the sandbox was installed, with -d (no ~/.gnuplot or gnuplotrc), through /bin/sh with every
+--     argument single-quoted, in the picture's directory, which must be out= or inside it;
+--   * checks the script against the grammar nnft.plot writes (check_script below: a whitelist of
+--     commands, single-quoted strings, data files as './name') and refuses anything else, so
+--     no system(), `...`, '<cmd', "|cmd", load, call, print, save, set table ... can get through;
+--   * checks the script file and every picture gnuplot will write like io.open for writing
+--     (inside out=, no symbolic link out, no hard link);
+--   * writes the script itself (the file gnuplot reads is the text it checked) and stops the
+--     garbage collector from the checks until gnuplot has exited, so no finalizer of the recipe
+--     runs in between.
+
+-- Key position words nnft.plot accepts (a copy: nnft.plot's table is reachable by a recipe).
+local key_words = {}
+for w in string.gmatch("left right center top bottom inside outside lmargin rmargin tmargin "
+  .. "bmargin above below over under horizontal vertical box nobox opaque noopaque reverse "
+  .. "noreverse invert noinvert Left Right on off", "%S+") do key_words[w] = true end
+
+local sfind, sgmatch, srep, schar, sbyte = string.find, string.gmatch, string.rep, string.char, string.byte
+local collectgarbage, next, rawget, rawlen = collectgarbage, next, rawget, rawlen
+
+local STR, NL = "\1", "\2" -- placeholders for a single-quoted string and for the literal "\n"
+
+-- One logical line -> the line with its strings replaced by STR / NL, and the strings' contents
+-- (in order); nil, reason for anything but single-quoted strings and the literal "\n".
+local function tokenize(line)
+  local out, strs, i, n = {}, {}, 1, #line
+  while i <= n do
+    local c = ssub(line, i, i)
+    if c == "'" then
+      local j, buf = i + 1, {}
+      while true do
+        local k = sfind(line, "'", j, true)
+        if not k then return nil, "an unterminated string" end
+        buf[#buf + 1] = ssub(line, j, k - 1)
+        if ssub(line, k + 1, k + 1) == "'" then
+          buf[#buf + 1] = "'"
+          j = k + 2
+        else
+          i = k + 1
+          break
+        end
+      end
+      strs[#strs + 1] = tconcat(buf)
+      out[#out + 1] = STR
+    elseif c == '"' then
+      if ssub(line, i, i + 3) ~= '"\\n"' then return nil, "a double-quoted string" end
+      out[#out + 1] = NL
+      i = i + 4
+    elseif smatch(c, "[%w %._,:%(%)%[%]{}%$%-%+%*=!>]") then
+      out[#out + 1] = c
+      i = i + 1
+    else
+      return nil, sformat("the character '%s' outside a string", c)
+    end
+  end
+  return tconcat(out), strs
+end
+
+-- A text expression: STR, or STR."\n".STR...
+local function text_ok(t)
+  return t ~= nil and sgsub(t, "%." .. NL .. "%." .. STR, "") == STR
+end
+
+local NUM = "^[%-%+]?[%d%.]+[eE]?[%-%+]?%d*$"
+
+-- The plot command's items: './file' skip n [every ::a::b] using ... with style [pointtype -1]
+-- [linecolor rgb 'c'] [linewidth w] (title TEXT | notitle). Returns true or nil, reason.
+local function plot_ok(rest, strs)
+  local k = 0 -- strings consumed so far
+  local styles = { lines = true, points = true, linespoints = true, yerrorbars = true,
+                   yerrorlines = true, boxes = true }
+  for item in sgmatch(rest .. ",", "([^,]*),") do
+    item = smatch(item, "^%s*(.-)%s*$")
+    local function eat(pat)
+      local a, b = sfind(item, pat)
+      if a ~= 1 then return nil end
+      local got = ssub(item, 1, b)
+      item = ssub(item, b + 1)
+      for _ in sgmatch(got, STR) do k = k + 1 end
+      return got
+    end
+    if not eat("^" .. STR) then return nil, "a plot item that does not start with its data file" end
+    local file = strs[k]
+    if not smatch(file, "^%./[^/]+$") then return nil, sformat("the data file '%s' (only './name')", file) end
+    if not eat("^ skip %d+") then return nil, "a plot item without skip" end
+    eat("^ every ::%d+::%d+")
+    if not (eat("^ using 2:3:4") or eat("^ using 2:3") or eat("^ using 3:[45]:%(%$2%-%$1%)")) then
+      return nil, "a plot item with an unexpected using"
+    end
+    local w = eat("^ with %a+")
+    if not w or not styles[ssub(w, 7)] then return nil, "a plot item with an unexpected style" end
+    eat("^ pointtype %-1")
+    if eat("^ linecolor rgb " .. STR) then
+      local c = strs[k]
+      if not (smatch(c, "^#%x+$") or smatch(c, "^%a[%w%-]*$")) then
+        return nil, sformat("the colour '%s'", c)
+      end
+    end
+    local lw = eat("^ linewidth [%d%.eE%+%-]+")
+    if lw and not smatch(ssub(lw, 12), NUM) then return nil, "a line width that is not a number" end
+    if item ~= " notitle" and not (ssub(item, 1, 7) == " title " and text_ok(ssub(item, 8))) then
+      return nil, "a plot item with an unexpected title"
+    end
+    for _ in sgmatch(item, STR) do k = k + 1 end
+  end
+  return true
+end
+
+local function range_ok(a, b)
+  return (smatch(a, NUM) or a == "*") and (smatch(b, NUM) or b == "*")
+end
+
+-- The script nnft.plot writes, and nothing else: nil, reason when a line does not fit.
+local function check_script(text)
+  if type(text) ~= "string" then return nil, "no script" end
+  if sfind(text, "[%z\1-\9\11-\31\127]") then return nil, "a control character" end
+  -- gnuplot joins a line ending in a backslash with the next one, before anything else.
+  text = sgsub(text, "\\\n", "")
+  local lnum = 0
+  for raw in sgmatch(text, "([^\n]*)\n?") do
+    lnum = lnum + 1
+    local ok, why = true, nil
+    if raw == "" then
+      -- an empty line
+    elseif smatch(raw, "^#") then
+      if sfind(raw, "[`@\\]") then ok, why = false, "a comment with ` @ or \\" end
+    else
+      local l, strs = tokenize(raw)
+      if not l then
+        ok, why = false, strs
+      else
+        local a, b
+        if smatch(l, "^set [xy]label ") then
+          ok = text_ok(ssub(l, 12))
+        elseif smatch(l, "^set title ") then
+          ok = text_ok(ssub(l, 11))
+        elseif l == "set logscale x" or l == "set logscale y" or l == "set grid" or l == "unset key"
+            or l == "set encoding utf8" or l == "unset output" or l == "set style fill solid 0.5 border -1"
+            or l == "set output png_out" or l == "set output svg_out" then
+          ok = true
+        elseif l == "set datafile separator " .. STR then
+          ok = strs[1] == ","
+        elseif smatch(l, "^set [xy]range %[") then
+          a, b = smatch(l, "^set [xy]range %[([^:%]]+):([^:%]]+)%]$")
+          ok = a ~= nil and range_ok(a, b)
+        elseif smatch(l, "^set key ") then
+          ok = smatch(l, "^set key [%a ]+$") ~= nil
+          if ok then
+            for w in sgmatch(ssub(l, 9), "%S+") do ok = ok and key_words[w] == true end
+          end
+        elseif smatch(l, "^if %(!exists%(") then
+          a, b = smatch(l, "^if %(!exists%(" .. STR .. "%)%) (%a+_out) = " .. STR .. "$")
+          ok = a ~= nil and (a == "png_out" or a == "svg_out") and strs[1] == a
+            and smatch(strs[2], "^%./[^/]+$") ~= nil
+        elseif smatch(l, "^if %(strstrt") then
+          ok = smatch(l, "^if %(strstrt%(GPVAL_TERMINALS, " .. STR .. "%) > 0%) { set terminal "
+            .. "pngcairo size %d+,%d+ } else { set terminal png size %d+,%d+ }$") ~= nil
+            and strs[1] == " pngcairo "
+        elseif smatch(l, "^set terminal svg size %d+,%d+$") then
+          ok = true
+        elseif ssub(l, 1, 5) == "plot " then
+          ok, why = plot_ok(ssub(l, 6), strs)
+        else
+          ok = false
+        end
+        if not ok and not why then why = "a command nnft.plot does not write" end
+      end
+    end
+    if not ok then return nil, sformat("line %d: %s", lnum, why or "?") end
+  end
+  return true
+end
+M._check_script = check_script -- for tests; it holds no capability
+
+-- The first gnuplot on the PATH (absolute directories only), or nil.
+local function find_gnuplot(open, close, resolve, root, inside)
+  local path = os.getenv("PATH") or "/usr/local/bin:/usr/bin:/bin"
+  for d in sgmatch(path, "[^:]+") do
+    if ssub(d, 1, 1) == "/" then
+      local p = d .. "/gnuplot"
+      local f = open(p, "r")
+      if f then
+        close(f)
+        local target = resolve(p)
+        if target and not (root and (target == root or inside(target))) then return p end
+      end
+    end
+  end
+  return nil
+end
+
+local function shq(s) return "'" .. sgsub(s, "'", "'\\''") .. "'" end
+
+local runner_made = false
+
+local function make_gnuplot_runner(c)
+  if runner_made then error("nnft.sandbox: the gnuplot runner exists already", 2) end
+  runner_made = true
+  local meth = getmetatable(io.stdout).__index
+  local f_write, f_read, f_close = meth.write, meth.read, meth.close
+  local popen, open, rename, remove = c.popen, c.open, c.rename, c.remove
+  local resolve, writable, root, inside = c.resolve, c.writable, c.root, c.inside
+  local gnuplot = find_gnuplot(open, f_close, resolve, root, inside)
+  local count = 0
+
+  local function refuse_run(fmt, ...) error("sandbox: nnft.plot: " .. sformat(fmt, ...), 0) end
+
+  -- Everything between the checks and the end of gnuplot runs with the collector stopped.
+  local function run(dir, base, text, formats, tmps)
+    if not root then
+      refuse_run("this recipe was given no out= directory; figures are written only inside it "
+        .. "(nnft --sandbox recipe.lua out=DIR)")
+    end
+    local rdir = resolve(dir)
+    if not rdir or not (rdir == root or inside(rdir)) then
+      refuse_run("the directory '%s' of the picture is outside the out= directory '%s'", dir, root)
+    end
+    local ok, why = check_script(text)
+    if not ok then refuse_run("refusing to run gnuplot on this script (%s)", why) end
+    local gp = dir .. "/" .. base .. ".gp"
+    writable("nnft.plot", gp)
+    local assigns = {}
+    for i = 1, #formats do
+      local f, t = formats[i], tmps[formats[i]]
+      if type(t) ~= "string" or not smatch(t, "^[^/'%c]+$") then refuse_run("bad temporary name") end
+      writable("nnft.plot", dir .. "/" .. t)
+      assigns[#assigns + 1] = sformat("%s_out='./%s'", f, t)
+    end
+    if not gnuplot then return false, "exit", 127, "" end
+    count = count + 1
+    local tmp = sformat("%s.tmp-gp-%d", gp, count)
+    writable("nnft.plot", tmp)
+    local fh, err = open(tmp, "wb")
+    if not fh then refuse_run("cannot write '%s': %s", tmp, tostring(err)) end
+    local wok, werr = f_write(fh, text)
+    f_close(fh)
+    if not wok then remove(tmp); refuse_run("cannot write '%s': %s", tmp, tostring(werr)) end
+    local rok, rerr = rename(tmp, gp)
+    if not rok then remove(tmp); refuse_run("cannot write '%s': %s", gp, tostring(rerr)) end
+    local cmd = sformat("cd %s && %s -d -e %s %s 2>&1", shq(dir), shq(gnuplot),
+      shq(tconcat(assigns, "; ")), shq("./" .. base .. ".gp"))
+    local p = popen(cmd, "r")
+    if not p then refuse_run("cannot start gnuplot") end
+    local log = f_read(p, "a") or ""
+    local cok, how, code = f_close(p)
+    return cok, how, code, log
+  end
+
+  return function(req)
+    if type(req) ~= "table" then refuse_run("bad request") end
+    local dir, base, text = rawget(req, "dir"), rawget(req, "base"), rawget(req, "script")
+    local formats, tmps = {}, {}
+    local rf, rt = rawget(req, "formats"), rawget(req, "tmps")
+    if type(dir) ~= "string" or type(base) ~= "string" or type(text) ~= "string"
+        or type(rf) ~= "table" or type(rt) ~= "table" or sfind(dir, "%c") or sfind(base, "[/%c]")
+        or base == "" then
+      refuse_run("bad request")
+    end
+    local seen = {}
+    for i = 1, rawlen(rf) do
+      local f = rawget(rf, i)
+      if (f ~= "png" and f ~= "svg") or seen[f] then refuse_run("bad format") end
+      seen[f] = true
+      formats[i] = f
+      tmps[f] = rawget(rt, f)
+    end
+    local was = collectgarbage("isrunning")
+    collectgarbage("stop")
+    local r = { pcall(run, dir, base, text, formats, tmps) }
+    if was then collectgarbage("restart") end
+    if not r[1] then error(r[2], 0) end
+    return r[2], r[3], r[4], r[5]
+  end
+end
+
+-- Hand the runner to nnft.plot (loaded now, before any recipe code, so it captures clean
+-- library functions).
+local function give_plot_runner(runner)
+  local plot = require "nnft.plot"
+  plot._set_runner(runner)
+end
+
 --- Lock the state down. opts: args (the recipe's arguments: out= is taken from them), script
 -- (the recipe's path; its directory may hold Lua modules), lua_dir (nnft's Lua modules),
 -- resolve (C: path -> canonical target, link count | nil, reason), mkdir (C: mkdir -p).
@@ -161,9 +450,12 @@ function M.install(opts)
     end
   end
 
-  -- ---- processes ----
+  -- ---- processes: none, except gnuplot for nnft.plot (through a private runner) ----
+  local o_popen = io.popen
   os.execute = disabled("os.execute", "nnft --sandbox runs no processes")
-  io.popen = disabled("io.popen", "nnft --sandbox runs no processes")
+  io.popen = disabled("io.popen", "nnft --sandbox runs no processes (nnft.plot still draws figures)")
+  give_plot_runner(make_gnuplot_runner{ popen = o_popen, open = o_open, rename = o_rename,
+    remove = o_remove, resolve = resolve, writable = writable, root = root, inside = inside })
 
   -- ---- code: text chunks only, no C ----
   -- nil, message as load does; a binary chunk's message says why it is refused.

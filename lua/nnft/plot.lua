@@ -316,9 +316,7 @@ local function common_checks(opts, keys, fname, level)
   check_range(opts, "xrange", fname, level + 1)
   check_range(opts, "yrange", fname, level + 1)
   for _, k in ipairs({ "title", "xlabel", "ylabel" }) do
-    if opts[k] ~= nil and type(opts[k]) ~= "string" and type(opts[k]) ~= "number" then
-      fail(fname, k .. "= must be a string", level + 1)
-    end
+    if opts[k] ~= nil then gptext(opts[k], k .. "=", fname, level + 1) end
   end
   check_key(opts.key, fname, level + 1)
   return opts

@@ -284,9 +284,9 @@ local function make_gnuplot_runner(c)
     local assigns = {}
     for i = 1, #formats do
       local f, t = formats[i], tmps[formats[i]]
-      if type(t) ~= "string" or not smatch(t, "^[^/'%c]+$") then refuse_run("bad temporary name") end
+      if type(t) ~= "string" or not smatch(t, "^[^/%c]+$") then refuse_run("bad temporary name") end
       writable("nnft.plot", dir .. "/" .. t)
-      assigns[#assigns + 1] = sformat("%s_out='./%s'", f, t)
+      assigns[#assigns + 1] = sformat("%s_out='./%s'", f, (sgsub(t, "'", "''")))
     end
     if not gnuplot then return false, "exit", 127, "" end
     count = count + 1

@@ -105,6 +105,100 @@ describe("nnft.plot", function()
     assert.has_error(function() nnft.plot.hist{ file = f, data = { 1 }, normed = true } end)
   end)
 
+  describe("with hostile text (no sandbox)", function()
+    math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+    local tag = ("%d%06d"):format(os.time(), math.random(0, 999999))
+    local function pwn(n) return ("touch /tmp/pwned-%s-%d"):format(tag, n) end
+    -- Files an injected command would have created (in /tmp or, run from there, in tmp).
+    local function pwned()
+      local p = io.popen("find /tmp " .. shq(tmp) .. " -name " .. shq("pwned-" .. tag .. "-*")
+        .. " 2>/dev/null")
+      local found = p:read("a")
+      p:close()
+      return found
+    end
+
+    it("draws titles, labels, legends and file names literally, running nothing", function()
+      if not have_gnuplot then return pending("gnuplot is not installed") end
+      local dir = tmp .. "/hostile"
+      nnft.io.mkdir(dir)
+      local x = { 1, 2, 3 }
+      local texts = {
+        title = "`" .. pwn(1) .. "`",
+        xlabel = 'x"\nsystem("' .. pwn(2) .. '")',
+        ylabel = "x'; system('" .. pwn(3) .. "'); '",
+        label = "$(" .. pwn(4) .. ") `" .. pwn(5) .. "`",
+      }
+      nnft.plot.lines{ file = dir .. "/l.svg", formats = "svg", title = texts.title,
+        xlabel = texts.xlabel, ylabel = texts.ylabel,
+        series = { { x = x, y = x, label = texts.label }, { x = x, y = x, yerr = x, label = "a\\" } } }
+      local svg = slurp(dir .. "/l.svg")
+      assert.matches("`" .. pwn(1) .. "`", svg, 1, true)
+      assert.matches('system("' .. pwn(2) .. '")', svg, 1, true)
+      assert.matches("x'; system('" .. pwn(3) .. "'); '", svg, 1, true)
+      assert.matches("$(" .. pwn(4) .. ") `" .. pwn(5) .. "`", svg, 1, true)
+      local _, h = nnft.plot.hist{ file = dir .. "/h.svg", formats = "svg", data = x,
+        label = "`" .. pwn(6) .. "`", title = "\n!" .. pwn(7) }
+      assert.are.equal(3, #h.count)
+      assert.matches("`" .. pwn(6) .. "`", slurp(dir .. "/h.svg"), 1, true)
+      -- file names: quotes, backquotes, $(...), a leading '<' (gnuplot's "read from a command")
+      for _, name in ipairs({ "q'`touch pwned-" .. tag .. "-8`$(touch pwned-" .. tag .. "-9)",
+                              "<touch pwned-" .. tag .. "-10", "|touch pwned-" .. tag .. "-11" }) do
+        local files = nnft.plot.lines{ file = dir .. "/" .. name .. ".png", series = { { y = x } } }
+        assert.are.equal(4, #files)
+        assert.are.equal("\137PNG", slurp(dir .. "/" .. name .. ".png"):sub(1, 4))
+      end
+      assert.are.equal("", pwned())
+      -- and every script written passes the sandbox's check
+      local check = require("nnft.sandbox")._check_script
+      for _, name in ipairs(listdir(dir)) do
+        if name:match("%.gp$") then assert.is_true((check(slurp(dir .. "/" .. name))), name) end
+      end
+    end)
+
+    it("refuses key positions, colours and control characters that are not plain", function()
+      local dir = tmp .. "/hostile2"
+      nnft.io.mkdir(dir)
+      local function try(o)
+        o.file = dir .. "/k.png"
+        o.series = o.series or { { y = { 1, 2 } } }
+        local ok, err = pcall(nnft.plot.lines, o)
+        assert.is_false(ok)
+        return err
+      end
+      assert.matches("not a key position word", try{ key = 'top left\nsystem("' .. pwn(12) .. '")' }, 1, true)
+      assert.matches("not a key position word", try{ key = "top; system('" .. pwn(13) .. "')" }, 1, true)
+      assert.matches("not a key position word", try{ key = "at `" .. pwn(14) .. "`" }, 1, true)
+      assert.matches("color= must be a colour",
+        try{ series = { { y = { 1, 2 }, color = "red' ; system('" .. pwn(15) .. "') ; '" } } }, 1, true)
+      assert.matches("color= must be a colour",
+        try{ series = { { y = { 1, 2 }, color = "`" .. pwn(16) .. "`" } } }, 1, true)
+      assert.matches("contains a control character", try{ title = "a\rb" }, 1, true)
+      assert.matches("contains a control character", try{ series = { { y = { 1, 2 }, label = "a\0b" } } }, 1, true)
+      local ok, err = pcall(nnft.plot.lines, { file = dir .. "/a\nb.png", series = { { y = { 1 } } } })
+      assert.is_false(ok)
+      assert.matches("file= contains a control character", err, 1, true)
+      ok, err = pcall(nnft.plot.hist, { file = dir .. "/hh.png", data = { 1 }, color = "red;x" })
+      assert.is_false(ok)
+      assert.matches("color= must be a colour", err, 1, true)
+      assert.are.same({}, listdir(dir))
+      assert.are.equal("", pwned())
+    end)
+
+    it("accepts the key positions and colours recipes use", function()
+      if not have_gnuplot then return pending("gnuplot is not installed") end
+      local dir = tmp .. "/keys"
+      nnft.io.mkdir(dir)
+      for i, key in ipairs({ "top left", "top right", "bottom left", "bottom right",
+                             "outside right top", "below horizontal box" }) do
+        nnft.plot.lines{ file = dir .. "/k" .. i .. ".svg", formats = "svg", key = key,
+          series = { { y = { 1, 2 }, color = ({ "#1f77b4", "black", "dark-red", "#801f77b4",
+            "gray", "web-blue" })[i] } } }
+      end
+      assert.are.equal(18, #listdir(dir))
+    end)
+  end)
+
   it("says clearly when gnuplot is missing or fails, leaving no picture", function()
     local dir = tmp .. "/fail"
     nnft.io.mkdir(dir)

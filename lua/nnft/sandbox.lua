@@ -2,7 +2,8 @@
 --
 -- The interpreter calls install{...} once, after `require "nnft"` and before any user code runs.
 -- Afterwards the state has:
---   * no processes: os.execute, io.popen are refused;
+--   * no processes: os.execute, io.popen are refused; nnft.plot alone runs gnuplot, through a
+--     private runner that checks the script and the files (see "gnuplot for nnft.plot" below);
 --   * writes only under out=: io.open for writing, io.output(path), os.remove, os.rename (both
 --     names) check the path, resolved with realpath on its directory part (and on the file itself
 --     when it exists), so `out/../../x`, symbolic links and hard links cannot escape; os.tmpname

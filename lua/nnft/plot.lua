@@ -17,10 +17,10 @@ local C = core._io
 
 -- Captured at load time: under the sandbox this module is loaded before any recipe code runs,
 -- so a recipe replacing string.gsub, tostring, nnft._io.fmt ... cannot change what is written.
-local type, tostring, ipairs, pairs, pcall, error, select = type, tostring, ipairs, pairs, pcall, error, select
+local type, tostring, ipairs, pairs, pcall, error = type, tostring, ipairs, pairs, pcall, error
 local rawget, rawlen, next = rawget, rawlen, next
-local sformat, sgsub, smatch, sfind, slower, ssub, sgmatch =
-  string.format, string.gsub, string.match, string.find, string.lower, string.sub, string.gmatch
+local sformat, sgsub, smatch, sfind, slower, sgmatch =
+  string.format, string.gsub, string.match, string.find, string.lower, string.gmatch
 local tconcat, tinsert = table.concat, table.insert
 local mfloor, mmax, mmin, mceil, mtype, mhuge = math.floor, math.max, math.min, math.ceil, math.type, math.huge
 -- (Not captured: io.popen, os.remove, os.rename, os.getenv are looked up when used, so under the

@@ -78,7 +78,7 @@ for w in string.gmatch("left right center top bottom inside outside lmargin rmar
   .. "bmargin above below over under horizontal vertical box nobox opaque noopaque reverse "
   .. "noreverse invert noinvert Left Right on off", "%S+") do key_words[w] = true end
 
-local sfind, sgmatch, srep, schar, sbyte = string.find, string.gmatch, string.rep, string.char, string.byte
+local sfind, sgmatch = string.find, string.gmatch
 local collectgarbage, next, rawget, rawlen = collectgarbage, next, rawget, rawlen
 
 local STR, NL = "\1", "\2" -- placeholders for a single-quoted string and for the literal "\n"

@@ -3,20 +3,14 @@
 -- order), same work, printed checksums. Timed: kernel matrix, eigendecomposition, Nyström, flow,
 -- stopping points, local ridge for every κ, reduced GP for 10 cutoffs, Gaussianity, learning curve.
 local nnft = nnft or require "nnft"
-local args = nnft.args{ data = "data/digits.csv.gz", n = 1000, test = 500, noise = 1e-2, reps = 3 }
-local lines = {}
-local p = io.popen("gzip -dc '" .. args.data .. "'")
-for l in p:lines() do lines[#lines + 1] = l end
-p:close()
+local args = nnft.args{ data = "data/digits.csv", n = 1000, test = 500, noise = 1e-2, reps = 3 }
+local D = nnft.io.read_csv(args.data, { mat = true }) -- 64 pixels, then the label
 local n, T = args.n, args.test
 local N = n + T
 local X, y = nnft.mat(N, 64), nnft.mat(N, 1)
 for i = 1, N do
-  local j = 0
-  for v in lines[i]:gmatch("[^,]+") do
-    j = j + 1
-    if j <= 64 then X:set(i, j, tonumber(v) / 16) else y:set(i, 1, tonumber(v) % 2 == 0 and 1 or -1) end
-  end
+  for j = 1, 64 do X:set(i, j, D:get(i, j) / 16) end
+  y:set(i, 1, D:get(i, 65) % 2 == 0 and 1 or -1)
 end
 local arch = nnft.mlp{ d_in = 64, width = 1, depth = 2, act = "relu", sigma_w = math.sqrt(2),
                        sigma_b = 0.1 }

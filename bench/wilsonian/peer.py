@@ -1,15 +1,17 @@
 """bench/wilsonian/peer.py: the numpy/scipy peer of bench.lua (same inputs, same work)."""
-import gzip, sys, time
+import sys, time
 import numpy as np
 import scipy.linalg as sla
 
-args = dict(data="data/digits.csv.gz", n=1000, test=500, noise=1e-2, reps=3)
+args = dict(data="data/digits.csv", n=1000, test=500, noise=1e-2, reps=3)
 for a in sys.argv[1:]:
     k, v = a.split("=", 1)
     args[k] = type(args[k])(v) if not isinstance(args[k], str) else v
 n, T, s2 = args["n"], args["test"], args["noise"]
 N = n + T
-raw = np.loadtxt(gzip.open(args["data"], "rt"), delimiter=",")[:N]
+with open(args["data"]) as f:  # skip the "#" metadata lines, then the column-name line
+    rows = [l for l in f if not l.startswith("#")][1:]
+raw = np.loadtxt(rows, delimiter=",")[:N]
 X = raw[:, :64] / 16.0
 y = np.where(raw[:, 64] % 2 == 0, 1.0, -1.0)[:, None]
 kappas = [2, 5, 10, 20, 50, 100, 200, 300, 400, 600]

@@ -18,7 +18,7 @@
 local nnft = nnft or require "nnft"
 
 local args = nnft.args{
-  data = "data/digits.csv.gz", -- 64 pixel columns then the label; .gz is read through gzip -dc
+  data = "data/digits.csv",    -- p0..p63, label (data/README.md)
   n = 1000,                    -- training points (the Mercer measure)
   test = 500,                  -- held-out points
   depth = 2,                   -- hidden layers of the MLP whose NNGP kernel is used
@@ -39,28 +39,13 @@ local args = nnft.args{
 local function fail(msg) error("digits: " .. msg, 0) end
 
 -- ---- data ----
-local function read_rows(path)
-  local lines = {}
-  if path:match("%.gz$") then
-    if not io.popen then fail("cannot decompress " .. path .. " here (no io.popen); gunzip it "
-      .. "and pass data=<file.csv>") end
-    local p = io.popen("gzip -dc '" .. path:gsub("'", "'\\''") .. "' 2>/dev/null")
-    for l in p:lines() do lines[#lines + 1] = l end
-    p:close()
-  else
-    local f = io.open(path, "r")
-    if not f then fail("cannot open " .. path) end
-    for l in f:lines() do lines[#lines + 1] = l end
-    f:close()
-  end
-  if #lines == 0 then fail("no data in " .. path .. " (is the path right? data= from the "
-    .. "repository root)") end
-  return lines
+local D = nnft.io.read_csv(args.data, { mat = true }) -- 1797 x 65: 64 pixels, then the label
+local ND = D:rows()
+if D:cols() ~= 65 then
+  fail(("%s has %d columns, expected 64 pixels and a label"):format(args.data, D:cols()))
 end
-
-local lines = read_rows(args.data)
 local N = args.n + args.test
-if N > #lines then fail(("n + test = %d exceeds the %d images"):format(N, #lines)) end
+if N > ND then fail(("n + test = %d exceeds the %d images"):format(N, ND)) end
 for _, k in ipairs(args.kappas) do
   if k < 1 or k > args.n then fail("kappas must lie in 1..n") end
 end
@@ -77,16 +62,13 @@ local t0 = os.clock()
 
 local pos = {}
 for _, d in ipairs(args.positive) do pos[d] = true end
-local perm = nnft.rng(args.seed):permutation(#lines) -- shuffle: first n train, then test
+local perm = nnft.rng(args.seed):permutation(ND) -- shuffle: first n train, then test
 local X = nnft.mat(N, 64)
 local y = nnft.mat(N, 1)
 for i = 1, N do
-  local row, j = lines[perm[i]], 0
-  for v in row:gmatch("[^,]+") do
-    j = j + 1
-    if j <= 64 then X:set(i, j, tonumber(v) / 16) else y:set(i, 1, pos[tonumber(v)] and 1 or -1) end
-  end
-  if j ~= 65 then fail(("line %d has %d fields, expected 65"):format(perm[i], j)) end
+  local r = perm[i]
+  for j = 1, 64 do X:set(i, j, D:get(r, j) / 16) end
+  y:set(i, 1, pos[math.tointeger(D:get(r, 65))] and 1 or -1)
 end
 local n, T = args.n, args.test
 

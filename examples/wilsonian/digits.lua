@@ -3,8 +3,9 @@
 -- `positive`, −1 otherwise), with the NNGP kernel of an MLP whose architecture is given as
 -- arguments.
 --
---   1. Mercer modes of the kernel on the training set (eigenvalues of K/n, φ = √n U), Nyström
---      extension to the test points; power-law fit λ_k ∝ k^−(1+α) over [kfit_min, kfit_max].
+--   1. Mercer modes of the kernel on the training set (kernel:mercer: eigenvalues of K/n,
+--      φ = √n U), Nyström extension to the test points (Modes:extend); power-law fit
+--      λ_k ∝ k^−(1+α) over [kfit_min, kfit_max].
 --   2. Mode analysis: learnability L_k = nλ_k/(σ² + nλ_k), target power y_k², EK prediction.
 --   3. The ridge flow σ²(κ) = σ² + Σ_{k>κ} λ_k, its stopping point, and the spread over the
 --      training points of the input-dependent ridge σ²(x; κ) = σ² + Σ_{k>κ} λ_k φ_k(x)².
@@ -75,19 +76,16 @@ local n, T = args.n, args.test
 -- ---- kernel and modes ----
 local arch = nnft.mlp{ d_in = 64, width = 1, depth = args.depth, act = args.act,
                        sigma_w = args.sigma_w, sigma_b = args.sigma_b }
-local K = arch:kernel():matrix(X)                      -- N x N (train first, then test)
+local kern = arch:kernel()
+local K = kern:matrix(X)                               -- N x N (train first, then test)
 local Ktr = K:block(1, 1, n, n)
 local Kst = K:block(n + 1, 1, T, n)
 local ytr, yte = y:block(1, 1, n, 1), y:block(n + 1, 1, T, 1)
-local lam, U = nnft.linalg.eigh(Ktr / n)
-local phi = U * math.sqrt(n)
--- Nyström: φ_k(x*) = K(x*, X) φ_k / (n λ_k); numerically null modes get a zero column
-local inv = nnft.mat.fromfunction(n, 1, function(k)
-  local l = lam:get(k, 1)
-  return l > 1e-13 * lam:get(1, 1) and 1 / (n * l) or 0
-end)
-local phis = (Kst * phi):emul(nnft.mat.ones(T, 1) * inv:t())
-local modes = { lambda = lam, phi = phi }
+-- Mercer modes on the training points (eigenvalues of K/n, φ = √n U) and their Nyström
+-- extension φ_k(x*) = K(x*, X) φ_k / (n λ_k) to the test points
+local modes = kern:mercer(X:block(1, 1, n, 64))
+local phis = modes:extend(X:block(n + 1, 1, T, 64))
+local lam, phi = modes:values(), modes:functions()
 local kmax_pos = n
 while lam:get(kmax_pos, 1) <= 0 do kmax_pos = kmax_pos - 1 end
 
@@ -205,8 +203,8 @@ local klo_hi = math.max(2, math.min(flow.stop, n))
 -- 6. learning curve
 local lc = nnft.rg.learning_curve(K, y, { sizes = args.sizes, noise = args.noise, test = T })
 -- EK prediction: modes of the whole data set (train + test points) as the measure μ, η = n
-local lamN, UN = nnft.linalg.eigh(K / N)
-local popmodes = { lambda = lamN, phi = UN * math.sqrt(N) }
+-- (from the kernel matrix already at hand: nnft.mercer_matrix, the same modes as kern:mercer(X))
+local popmodes = nnft.mercer_matrix(K)
 local ek = {}
 for i, s in ipairs(args.sizes) do
   ek[i] = nnft.rg.modes(popmodes, { noise = args.noise, y = y, n = s }).total.bias2

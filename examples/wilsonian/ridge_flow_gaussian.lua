@@ -46,9 +46,8 @@ local lam_exact = nnft.mat(exact)
 
 -- empirical spectrum on n Gaussian inputs
 local X = nnft.rng(args.seed):normal(args.n, 1) * args.s
-local K = nnft.kernel.rbf{ lengthscale = args.lengthscale }:matrix(X)
-local lam, U = nnft.linalg.eigh(K / args.n)
-local modes = { lambda = lam, phi = U * math.sqrt(args.n) }
+local modes = nnft.kernel.rbf{ lengthscale = args.lengthscale }:mercer(X) -- all n modes of K/n
+local lam = modes:values()
 
 -- 1. spectra
 local ks, le, lm = {}, {}, {}

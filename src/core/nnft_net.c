@@ -742,6 +742,29 @@ nnft_status nnft_net_train(nnft_net *net, const nnft_mat *X, const nnft_mat *y,
   return s;
 }
 
+/* Is one SGD step on a single example a dot product and an axpy? (A lone trainable linear
+ * readout — what remains after a frozen prefix — trained one sample at a time.) */
+static int readout_sgd(const nnft_net *net, const nnft_train_opts *o, size_t B) {
+  const nnft_layer *ly = &net->arch.layer[0];
+  return net->arch.nlayers == 1 && !ly->frozen && ly->fan_out == 1 &&
+         o->optimizer == NNFT_OPT_SGD && B == 1 && !has_amp(net);
+}
+
+/* One SGD step of the loss (f − y)² for a lone linear readout on the example x (d contiguous
+ * values): f = s_w w·x + s_b b, then w −= lr·2(f − y)·s_w·x and b −= lr·2(f − y)·s_b. */
+static void readout_sgd_step(nnft_net *net, const double *restrict x, double y, double lr) {
+  const nnft_layer *ly = &net->arch.layer[0];
+  size_t d = ly->fan_in;
+  double *restrict w = net->theta + net->w_off[0];
+  double ws = net->wscale[0], bs = net->bscale[0], f = 0.0;
+  for (size_t j = 0; j < d; j++) f += w[j] * x[j];
+  f *= ws;
+  if (ly->has_bias) f += bs * net->theta[net->b_off[0]];
+  double g = 2.0 * (f - y);
+  for (size_t j = 0; j < d; j++) w[j] -= lr * (g * ws * x[j]);
+  if (ly->has_bias) net->theta[net->b_off[0]] -= lr * (g * bs);
+}
+
 static nnft_status train_impl(nnft_net *net, const nnft_mat *X, const nnft_mat *y,
                               const nnft_train_opts *o, nnft_rng *rng, double *history,
                               size_t *epochs_done) {
@@ -753,12 +776,14 @@ static nnft_status train_impl(nnft_net *net, const nnft_mat *X, const nnft_mat *
   if (s) return s;
   int shuffle = o->shuffle && B < n; /* a full batch in any order is the same batch */
   int adam = o->optimizer == NNFT_OPT_ADAM;
+  int fast = readout_sgd(net, o, B); /* then xt holds X row by row (each example contiguous) */
   /* doubles: grad T, backup P, Adam 2T, gathered batch B d + B; perm n size_t */
   size_t nd = 0, t;
   if ((s = nnft_size_add(nd, T, &nd)) || (s = nnft_size_add(nd, P, &nd))) return s;
   if (adam && ((s = nnft_size_mul(T, 2, &t)) || (s = nnft_size_add(nd, t, &nd)))) return s;
   if (shuffle && ((s = nnft_size_mul(B, d + 1, &t)) || (s = nnft_size_add(nd, t, &nd))))
     return s;
+  if (fast && ((s = nnft_size_mul(n, d, &t)) || (s = nnft_size_add(nd, t, &nd)))) return s;
   size_t bytes, pbytes = 0;
   if ((s = nnft_size_mul(nd, sizeof(double), &bytes))) return s;
   if (shuffle && (s = nnft_size_mul(n, sizeof(size_t), &pbytes))) return s;
@@ -774,7 +799,11 @@ static nnft_status train_impl(nnft_net *net, const nnft_mat *X, const nnft_mat *
   }
   double *grad = buf, *backup = grad + T, *m = backup + P, *v = m + (adam ? T : 0);
   double *xg = v + (adam ? T : 0), *yg = xg + (shuffle ? B * d : 0);
+  double *xt = yg + (shuffle ? B : 0);
   if (adam) memset(m, 0, 2 * T * sizeof(double));
+  if (fast)
+    for (size_t r = 0; r < n; r++)
+      for (size_t j = 0; j < d; j++) xt[r * d + j] = NNFT_AT(X, r, j);
   int amp = has_amp(net);
   size_t rec = 0, done = 0, step = 0;
   double sse;
@@ -789,6 +818,16 @@ static nnft_status train_impl(nnft_net *net, const nnft_mat *X, const nnft_mat *
     memcpy(backup, net->theta, P * sizeof(double));
     if (shuffle) nnft_rng_permutation(rng, n, perm);
     for (size_t k0 = 0; k0 < n; k0 += B) {
+      if (fast) {
+        size_t src = shuffle ? perm[k0] : k0;
+        readout_sgd_step(net, xt + src * d, y->data[src], o->lr);
+        if (++step % 4096 == 0 && nnft_interrupted()) {
+          memcpy(net->theta, backup, P * sizeof(double));
+          s = NNFT_EINTR;
+          goto out;
+        }
+        continue;
+      }
       size_t nbat = min_size(B, n - k0);
       nnft_mat Xb, yb;
       if (shuffle) {

@@ -454,6 +454,48 @@ static void test_sgd_adam(void) {
   nnft_mat_free(&y);
 }
 
+/* A frozen prefix leaves a lone linear readout, trained per sample by a dot product and an
+ * axpy: the steps must equal per-sample gradient steps taken by hand (both parameterisations,
+ * fixed and shuffled order). */
+static void test_readout_sgd(void) {
+  size_t widths[2] = {7, 30};
+  for (int param = 0; param < 2; param++)
+    for (int shuffled = 0; shuffled < 2; shuffled++) {
+      nnft_arch a = mlp(2, widths, 2, NNFT_ACT_RELU, param ? NNFT_PARAM_NTK : NNFT_PARAM_STANDARD);
+      a.layer[0].frozen = 1;
+      a.layer[1].frozen = 1;
+      nnft_net n1 = make_net(&a, 21), n2;
+      CHECK_STATUS(nnft_net_copy(&n1, &n2), NNFT_OK);
+      size_t n = 9;
+      nnft_mat X = randmat(n, 2, 1.5), y = randmat(n, 1, 1.0);
+      nnft_train_opts o = {NNFT_OPT_SGD, 0.02, 3, 1, shuffled, 0.9, 0.999, 1e-8, 3};
+      nnft_rng r1, r2;
+      nnft_rng_init(&r1, 5);
+      nnft_rng_init(&r2, 5);
+      CHECK_STATUS(nnft_net_train(&n1, &X, &y, &o, shuffled ? &r1 : NULL, NULL, NULL), NNFT_OK);
+      size_t *perm = malloc(n * sizeof *perm);
+      double *g = malloc(n2.ntrain * sizeof *g), *t = n2.theta + n2.w_off[2];
+      for (int e = 0; e < 3; e++) {
+        if (shuffled) nnft_rng_permutation(&r2, n, perm);
+        for (size_t k = 0; k < n; k++) {
+          size_t r = shuffled ? perm[k] : k;
+          nnft_mat xr = {1, 2, X.ld, X.data + r, 0}, yr = {1, 1, 1, y.data + r, 0};
+          nnft_net_loss_grad(&n2, &xr, &yr, NULL, g); /* ∇(f − y)² over the readout */
+          for (size_t p = 0; p < n2.ntrain; p++) t[p] -= 0.02 * g[p];
+        }
+      }
+      double worst = 0;
+      for (size_t p = 0; p < n1.nparams; p++) worst = fmax(worst, fabs(n1.theta[p] - n2.theta[p]));
+      CHECK(worst < 1e-13);
+      free(perm);
+      free(g);
+      nnft_net_free(&n1);
+      nnft_net_free(&n2);
+      nnft_mat_free(&X);
+      nnft_mat_free(&y);
+    }
+}
+
 /* frozen layers do not move in training */
 static void test_frozen_training(void) {
   size_t widths[2] = {6, 5};
@@ -765,6 +807,7 @@ int main(void) {
   test_param_map();
   test_gd_least_squares();
   test_sgd_adam();
+  test_readout_sgd();
   test_frozen_training();
   test_cosnet_init();
   test_bad_input();

@@ -337,7 +337,8 @@ function M.learning_curve(K, y, opts)
       error(("%s: training sizes must be integers between 1 and N - test = %d, got %s")
         :format(fname, N - T, tostring(n)), 2)
     end
-    local A = K:block(1, 1, n, n) + core.mat.eye(n) * noise
+    local A = K:block(1, 1, n, n):copy() -- K + σ² I, the ridge added on the diagonal in place
+    for i = 1, n do A:set(i, i, A:get(i, i) + noise) end
     local alpha = linalg.solve_spd(A, y:block(1, 1, n, y:cols()))
     local pred = K:block(N - T + 1, 1, T, n) * alpha
     local r = pred - yt

@@ -329,17 +329,29 @@ function M.learning_curve(K, y, opts)
   if type(sizes) ~= "table" or #sizes == 0 then
     error(("%s: sizes= must be a non-empty list of training-set sizes"):format(fname), 2)
   end
-  local linalg = core.linalg
-  local yt = y:block(N - T + 1, 1, T, y:cols())
-  local ns, mses = {}, {}
-  for j, n in ipairs(sizes) do
+  local smax = 0
+  for _, n in ipairs(sizes) do
     if math.type(n) ~= "integer" or n < 1 or n > N - T then
       error(("%s: training sizes must be integers between 1 and N - test = %d, got %s")
         :format(fname, N - T, tostring(n)), 2)
     end
-    local A = K:block(1, 1, n, n):copy() -- K + σ² I, the ridge added on the diagonal in place
-    for i = 1, n do A:set(i, i, A:get(i, i) + noise) end
-    local alpha = linalg.solve_spd(A, y:block(1, 1, n, y:cols()))
+    if n > smax then smax = n end
+  end
+  -- The training sets are nested (the first n points), so the Cholesky factor of K_n + σ²I is
+  -- the leading n x n block of the factor for the largest n: one factorisation for all sizes.
+  local linalg = core.linalg
+  local A = K:block(1, 1, smax, smax):copy() -- K + σ² I, the ridge added on the diagonal
+  for i = 1, smax do A:set(i, i, A:get(i, i) + noise) end
+  local ok, L = pcall(linalg.chol, A)
+  if not ok then
+    error(("%s: K + noise I on the first %d points: %s"):format(fname, smax,
+      (tostring(L):gsub("; try {jitter=true}", ""))), 2)
+  end
+  A = nil
+  local yt = y:block(N - T + 1, 1, T, y:cols())
+  local ns, mses = {}, {}
+  for j, n in ipairs(sizes) do
+    local alpha = linalg.cholsolve(L:block(1, 1, n, n), y:block(1, 1, n, y:cols()))
     local pred = K:block(N - T + 1, 1, T, n) * alpha
     local r = pred - yt
     ns[j] = n

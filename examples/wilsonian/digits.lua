@@ -15,6 +15,9 @@
 --   6. Learning curve: measured GP test MSE vs n, the EK prediction, and the exponent α/(1+α).
 --
 --   nnft examples/wilsonian/digits.lua n=1000 test=500 depth=2 act=relu noise=1e-2 out=out/wd
+-- Outputs under out=: the data as CSV (modes, flow, stop, reduced, gaussianity, hist2d_*,
+-- learning_curve) and each figure as <name>_fig.png/.svg with its own data and gnuplot script
+-- (<name>_fig.csv, .gp: nnft.plot writes them beside the picture, so figures get their own stem).
 
 local nnft = nnft or require "nnft"
 
@@ -104,7 +107,7 @@ end
 nnft.io.write_csv(run:path("modes.csv"), { k = ks, lambda = lk, learnability = Lk, yk2 = y2,
   powerlaw = fitl }, { columns = { "k", "lambda", "learnability", "yk2", "powerlaw" },
   meta = { alpha = fit.alpha, r2 = fit.r2, kfit_min = fit.kmin, kfit_max = fit.kmax } })
-nnft.plot.lines{ file = run:path("spectrum.png"), logx = true, logy = true, xlabel = "mode k",
+nnft.plot.lines{ file = run:path("spectrum_fig.png"), logx = true, logy = true, xlabel = "mode k",
   ylabel = "lambda_k, y_k^2", title = ("NNGP (%s, depth %d) on digits"):format(args.act, args.depth),
   series = { { x = ks, y = lk, label = "lambda_k" },
              { x = ks, y = fitl, label = ("fit alpha = %.3f"):format(fit.alpha) },
@@ -124,7 +127,7 @@ nnft.io.write_csv(run:path("flow.csv"), { kappa = ks, ridge = rid, ridge_target 
   local_mean = rm, local_sd = rs, learn = Lk },
   { columns = { "kappa", "ridge", "ridge_target", "local_mean", "local_sd", "learn" },
     meta = { stop = flow.stop, stop_target = flow_t.stop, noise = args.noise } })
-nnft.plot.lines{ file = run:path("flow.png"), logx = true, logy = true, xlabel = "cutoff kappa",
+nnft.plot.lines{ file = run:path("flow_fig.png"), logx = true, logy = true, xlabel = "cutoff kappa",
   ylabel = "sigma^2(kappa)", title = ("ridge flow; stop kappa* = %d"):format(flow.stop),
   series = { { x = ks, y = rid, label = "sigma^2 + sum_{k>kappa} lambda_k" },
              { x = ks, y = ridt, label = "... + sum_{k>kappa} y_k^2" },
@@ -172,7 +175,7 @@ nnft.io.write_csv(run:path("reduced.csv"), { kappa = kk, diff_flow = dflow, diff
   diff_local = dloc, mse_flow = mflow },
   { columns = { "kappa", "diff_flow", "diff_bare", "diff_local", "mse_flow" },
     meta = { mse_full = mfull, eta = eta, stop = stop_eta } })
-nnft.plot.lines{ file = run:path("reduced.png"), logx = true, logy = true, xlabel = "cutoff kappa",
+nnft.plot.lines{ file = run:path("reduced_fig.png"), logx = true, logy = true, xlabel = "cutoff kappa",
   ylabel = "rms(reduced - full) / rms(full)",
   title = ("reduced vs full GP, %d training points; kappa*(eta) = %d"):format(eta, stop_eta),
   series = { { x = kk, y = dflow, style = "linespoints", label = "ridge sigma^2(kappa)" },
@@ -185,7 +188,7 @@ local ku, tw = {}, {}
 for k = 1, n do ku[k], tw[k] = g.kurtosis:get(k, 1), g.tail:get(k, 1) end
 nnft.io.write_csv(run:path("gaussianity.csv"), { k = ks, kurtosis = ku, tail3 = tw },
   { columns = { "k", "kurtosis", "tail3" } })
-nnft.plot.lines{ file = run:path("gaussianity.png"), logx = true, xlabel = "mode k",
+nnft.plot.lines{ file = run:path("gaussianity_fig.png"), logx = true, xlabel = "mode k",
   ylabel = "excess kurtosis of phi_k", title = "Gaussianity of the modes over the data",
   series = { { x = ks, y = ku, style = "points", label = "excess kurtosis" } } }
 local hlow = nnft.rg.hist2d(modes, 1, 2, { bins = 24 })
@@ -221,7 +224,7 @@ local slope = (m * sxy - sx * sy) / (m * sxx - sx * sx)
 nnft.io.write_csv(run:path("learning_curve.csv"), { n = lcn, mse = lcm, ek = ek },
   { columns = { "n", "mse", "ek" }, meta = { predicted_exponent = fit.exponent,
     measured_exponent = -slope } })
-nnft.plot.lines{ file = run:path("learning_curve.png"), logx = true, logy = true,
+nnft.plot.lines{ file = run:path("learning_curve_fig.png"), logx = true, logy = true,
   xlabel = "training points n", ylabel = "test MSE", title = "learning curve",
   series = { { x = lcn, y = lcm, style = "linespoints", label = "GP, measured" },
              { x = lcn, y = ek, style = "linespoints", label = "EK prediction" } } }

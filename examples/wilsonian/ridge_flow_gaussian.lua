@@ -7,7 +7,8 @@
 -- σ² + sqrt(2a/A) B^κ/(1 − B), and the stopping point ηλ_κ* = σ²(κ*) is
 -- κ* = floor(1 + log(σ² / (c0 (η − B/(1−B)))) / log B) with c0 = sqrt(2a/A).
 -- The recipe
---   1. samples n inputs, eigendecomposes K/n and compares the empirical spectrum with the exact one;
+--   1. samples n inputs, takes the Mercer modes of K/n (kernel:mercer) and compares the
+--      empirical spectrum with the exact one;
 --   2. runs nnft.rg.wilson on both and compares σ²(κ) with the closed form;
 --   3. gives the stopping point κ*(η) from nnft.rg.stop and from the closed form: more data, more
 --      learnable modes — the data set the IR scale;
@@ -15,6 +16,8 @@
 --      eigenfunctions are Hermite functions, so even low modes are not Gaussian variables.
 --
 --   nnft examples/wilsonian/ridge_flow_gaussian.lua n=800 lengthscale=0.5 noise=1e-3 out=out/rfg
+-- Outputs under out=: spectrum.csv, flow.csv, stop.csv, gaussianity.csv, and the figures
+-- <name>_fig.png/.svg with their plotted data and gnuplot script (<name>_fig.csv, .gp).
 
 local nnft = nnft or require "nnft"
 
@@ -54,7 +57,7 @@ local ks, le, lm = {}, {}, {}
 for k = 1, args.kmax do ks[k], le[k], lm[k] = k, exact[k], math.max(lam:get(k, 1), 1e-300) end
 nnft.io.write_csv(run:path("spectrum.csv"), { k = ks, exact = le, empirical = lm },
   { columns = { "k", "exact", "empirical" }, meta = { lengthscale = args.lengthscale, s = args.s } })
-nnft.plot.lines{ file = run:path("spectrum.png"), logy = true, xlabel = "mode k",
+nnft.plot.lines{ file = run:path("spectrum_fig.png"), logy = true, xlabel = "mode k",
   ylabel = "lambda_k", title = "RBF on N(0,s^2): Mercer spectrum",
   series = { { x = ks, y = le, label = "exact sqrt(2a/A) B^{k-1}" },
              { x = ks, y = lm, style = "points", label = "eigenvalues of K/n" } } }
@@ -72,7 +75,7 @@ end
 nnft.io.write_csv(run:path("flow.csv"), { kappa = ks, closed = closed, flow_exact = rexact,
   flow_empirical = remp }, { columns = { "kappa", "closed", "flow_exact", "flow_empirical" },
   meta = { noise = args.noise } })
-nnft.plot.lines{ file = run:path("flow.png"), logy = true, xlabel = "cutoff kappa",
+nnft.plot.lines{ file = run:path("flow_fig.png"), logy = true, xlabel = "cutoff kappa",
   ylabel = "sigma^2(kappa)", title = "Wilsonian ridge flow (Gaussian features)",
   series = { { x = ks, y = closed, label = "closed form" },
              { x = ks, y = rexact, style = "points", label = "nnft.rg.wilson, exact spectrum" },
@@ -89,7 +92,7 @@ for i = 0, 16 do
 end
 nnft.io.write_csv(run:path("stop.csv"), { eta = etas, kappa_star = kst, closed = kcl },
   { columns = { "eta", "kappa_star", "closed" } })
-nnft.plot.lines{ file = run:path("stop.png"), logx = true, xlabel = "dataset size eta",
+nnft.plot.lines{ file = run:path("stop_fig.png"), logx = true, xlabel = "dataset size eta",
   ylabel = "kappa*", title = "stopping point: data set the IR scale",
   series = { { x = etas, y = kcl, label = "closed form" },
              { x = etas, y = kst, style = "points", label = "nnft.rg.stop" } } }

@@ -23,31 +23,10 @@
 #include <omp.h>
 #endif
 
-static uint64_t rng_state = 0x243F6A8885A308D3ull;
-static double urand(void) { /* uniform in [-1, 1), xorshift64* */
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  uint64_t r = rng_state * 0x2545F4914F6CDD1Dull;
-  return (double)(r >> 11) / 9007199254740992.0 * 2.0 - 1.0;
-}
+#define TEST_RNG_SEED 0x243F6A8885A308D3ull
+#include "test_fixtures.h"
 
-static nnft_mat mat(size_t r, size_t c) {
-  nnft_mat m;
-  test_alloc_fail_after(-1);
-  if (nnft_mat_alloc(r, c, &m)) {
-    fprintf(stderr, "cannot allocate test matrix\n");
-    exit(2);
-  }
-  return m;
-}
 
-static nnft_mat randmat(size_t r, size_t c, double scale) {
-  nnft_mat m = mat(r, c);
-  for (size_t j = 0; j < c; j++)
-    for (size_t i = 0; i < r; i++) NNFT_AT(&m, i, j) = scale * urand();
-  return m;
-}
 
 static double dist2(const nnft_mat *X, size_t i, const nnft_mat *Y, size_t j) {
   double s = 0;

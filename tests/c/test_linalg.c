@@ -10,35 +10,11 @@
 
 /* ---- small helpers (independent of the code under test: plain loops + nnft_mat) ---- */
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static double urand(void) { /* uniform in [-1, 1), xorshift64* */
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  uint64_t r = rng_state * 0x2545F4914F6CDD1Dull;
-  return (double)(r >> 11) / 9007199254740992.0 * 2.0 - 1.0;
-}
-
-static nnft_mat mat(size_t r, size_t c) {
-  nnft_mat m;
-  test_alloc_fail_after(-1);
-  if (nnft_mat_alloc(r, c, &m)) {
-    fprintf(stderr, "cannot allocate test matrix\n");
-    exit(2);
-  }
-  return m;
-}
-
-static nnft_mat randmat(size_t r, size_t c) {
-  nnft_mat m = mat(r, c);
-  for (size_t j = 0; j < c; j++)
-    for (size_t i = 0; i < r; i++) NNFT_AT(&m, i, j) = urand();
-  return m;
-}
+#include "test_fixtures.h"
 
 /* Symmetric positive definite: G Gᵀ + n I. */
 static nnft_mat spd(size_t n) {
-  nnft_mat g = randmat(n, n), a = mat(n, n);
+  nnft_mat g = randmat(n, n, 1.0), a = mat(n, n);
   for (size_t i = 0; i < n; i++)
     for (size_t j = 0; j < n; j++) {
       double s = i == j ? (double)n : 0.0;
@@ -50,7 +26,7 @@ static nnft_mat spd(size_t n) {
 }
 
 static nnft_mat symmat(size_t n) {
-  nnft_mat a = randmat(n, n);
+  nnft_mat a = randmat(n, n, 1.0);
   for (size_t j = 0; j < n; j++)
     for (size_t i = 0; i < j; i++) NNFT_AT(&a, i, j) = NNFT_AT(&a, j, i);
   return a;
@@ -186,7 +162,7 @@ static void test_chol(void) {
   CHECK_NEAR(NNFT_AT(&l, 0, 0), 1e-5, 1e-20);
 
   /* bad input */
-  nnft_mat r = randmat(3, 4), l3 = mat(3, 3);
+  nnft_mat r = randmat(3, 4, 1.0), l3 = mat(3, 3);
   CHECK_STATUS(nnft_linalg_chol(&r, NULL, &l3, NULL, &dg), NNFT_EDIM);
   CHECK(strstr(dg.msg, "A must be square, got 3 x 4") != NULL);
   nnft_mat s3 = spd(3);
@@ -213,7 +189,7 @@ static void test_chol(void) {
 static void test_solves(void) {
   nnft_linalg_diag dg;
   const size_t n = 7;
-  nnft_mat a = spd(n), l = mat(n, n), b = randmat(n, 3), x = mat(n, 3);
+  nnft_mat a = spd(n), l = mat(n, n), b = randmat(n, 3, 1.0), x = mat(n, 3);
   CHECK_STATUS(nnft_linalg_chol(&a, NULL, &l, NULL, NULL), NNFT_OK);
 
   /* trisolve: L X = B, Lᵀ X = B, U X = B with U = Lᵀ stored upper */
@@ -267,7 +243,7 @@ static void test_solves(void) {
   r = mul(&a, 0, &x, 0);
   CHECK_NEAR(maxdiff(&r, &b), 0.0, 1e-12);
   nnft_mat_free(&r);
-  nnft_mat bcol = randmat(n, 1), xcol = mat(n, 1);
+  nnft_mat bcol = randmat(n, 1, 1.0), xcol = mat(n, 1);
   CHECK_STATUS(nnft_linalg_solve_spd(&a, &bcol, &xcol, &dg), NNFT_OK);
   r = mul(&a, 0, &xcol, 0);
   CHECK_NEAR(maxdiff(&r, &bcol), 0.0, 1e-12);
@@ -280,7 +256,7 @@ static void test_solves(void) {
   CHECK(strstr(dg.msg, "leading minor 1 of 7") != NULL);
 
   /* general solve */
-  nnft_mat g = randmat(n, n);
+  nnft_mat g = randmat(n, n, 1.0);
   CHECK_STATUS(nnft_linalg_solve(&g, &b, &x, &dg), NNFT_OK);
   r = mul(&g, 0, &x, 0);
   CHECK_NEAR(maxdiff(&r, &b), 0.0, 1e-10);
@@ -290,13 +266,13 @@ static void test_solves(void) {
   CHECK_NEAR(maxdiff(&r, &bcol), 0.0, 1e-10);
   nnft_mat_free(&r);
   const double sv[] = {1, 2, 2, 4};
-  nnft_mat sg = from(2, 2, sv), b2 = randmat(2, 1), x2 = mat(2, 1);
+  nnft_mat sg = from(2, 2, sv), b2 = randmat(2, 1, 1.0), x2 = mat(2, 1);
   CHECK_STATUS(nnft_linalg_solve(&sg, &b2, &x2, &dg), NNFT_ESINGULAR);
   CHECK(dg.index == 2);
   CHECK(strstr(dg.msg, "matrix is singular: U(2,2) is exactly zero") != NULL);
 
   /* shape and input errors */
-  nnft_mat nsq = randmat(n, n + 1), bad = randmat(n + 1, 2), xbad = mat(n, 2);
+  nnft_mat nsq = randmat(n, n + 1, 1.0), bad = randmat(n + 1, 2, 1.0), xbad = mat(n, 2);
   CHECK_STATUS(nnft_linalg_solve(&nsq, &b, &x, &dg), NNFT_EDIM);
   CHECK(strstr(dg.msg, "A must be square, got 7 x 8") != NULL);
   CHECK_STATUS(nnft_linalg_solve(&g, &bad, &x, &dg), NNFT_EDIM);
@@ -423,7 +399,7 @@ static void test_eigh(void) {
   CHECK_STATUS(nnft_linalg_eigh(&a, &o, &w, &v, &m, &dg), NNFT_EDOM);
   CHECK_STATUS(nnft_linalg_eigh(&a, NULL, &w3, &v, &m, &dg), NNFT_EDIM); /* w too short */
   CHECK_STATUS(nnft_linalg_eigh(&a, NULL, &w, &v3, &m, &dg), NNFT_EDIM); /* V too narrow */
-  nnft_mat r = randmat(3, 5);
+  nnft_mat r = randmat(3, 5, 1.0);
   CHECK_STATUS(nnft_linalg_eigh(&r, NULL, &w, &v, &m, &dg), NNFT_EDIM);
   NNFT_AT(&a, 2, 5) += 0.1;
   CHECK_STATUS(nnft_linalg_eigh(&a, NULL, &w, &v, &m, &dg), NNFT_EDOM);
@@ -440,7 +416,7 @@ static void test_eigh(void) {
 static void check_svd(size_t m, size_t n) {
   nnft_linalg_diag dg;
   size_t k = m < n ? m : n;
-  nnft_mat a = randmat(m, n), u = mat(m, k), s = mat(k, 1), vt = mat(k, n);
+  nnft_mat a = randmat(m, n, 1.0), u = mat(m, k), s = mat(k, 1), vt = mat(k, n);
   CHECK_STATUS(nnft_linalg_svd(&a, 1, 0, &u, &s, &vt, &dg), NNFT_OK);
   /* U diag(s) Vt = A, orthonormal columns/rows, s descending and non-negative */
   nnft_mat us = mat(m, k);
@@ -490,7 +466,7 @@ static void test_svd(void) {
   check_svd(4, 7);
   check_svd(5, 5);
   nnft_linalg_diag dg;
-  nnft_mat a = randmat(3, 2), u = mat(3, 2), s = mat(2, 1), vt = mat(2, 2);
+  nnft_mat a = randmat(3, 2, 1.0), u = mat(3, 2), s = mat(2, 1), vt = mat(2, 2);
   NNFT_AT(&a, 2, 1) = NAN;
   CHECK_STATUS(nnft_linalg_svd(&a, 1, 0, &u, &s, &vt, &dg), NNFT_ENONFINITE);
   nnft_mat e = mat(0, 3), s0 = mat(0, 1), u0 = mat(0, 0), v0 = mat(3, 3);
@@ -504,7 +480,7 @@ static void test_lstsq(void) {
   nnft_linalg_diag dg;
   /* overdetermined, full rank: Aᵀ (A X - B) = 0 */
   size_t m = 9, n = 4, k = 2, rank = 0;
-  nnft_mat a = randmat(m, n), b = randmat(m, k), x = mat(n, k), s = mat(n, 1);
+  nnft_mat a = randmat(m, n, 1.0), b = randmat(m, k, 1.0), x = mat(n, k), s = mat(n, 1);
   CHECK_STATUS(nnft_linalg_lstsq(&a, &b, -1.0, &x, &s, &rank, &dg), NNFT_OK);
   CHECK(rank == n);
   nnft_mat ax = mul(&a, 0, &x, 0);
@@ -521,7 +497,7 @@ static void test_lstsq(void) {
   frees(&a, &x, &s, &s2);
 
   /* rank deficient: column 3 duplicates column 1; the minimum-norm solution splits evenly */
-  a = randmat(m, n);
+  a = randmat(m, n, 1.0);
   for (size_t i = 0; i < m; i++) NNFT_AT(&a, i, 2) = NNFT_AT(&a, i, 0);
   x = mat(n, k);
   s = mat(n, 1);
@@ -543,8 +519,8 @@ static void test_lstsq(void) {
   /* underdetermined: exact fit, X = Aᵀ (A Aᵀ)⁻¹ B (minimum norm) */
   m = 3;
   n = 5;
-  a = randmat(m, n);
-  b = randmat(m, 1);
+  a = randmat(m, n, 1.0);
+  b = randmat(m, 1, 1.0);
   x = mat(n, 1);
   s = mat(m, 1);
   CHECK_STATUS(nnft_linalg_lstsq(&a, &b, -1.0, &x, &s, &rank, &dg), NNFT_OK);
@@ -554,7 +530,7 @@ static void test_lstsq(void) {
   nnft_mat xmn = mul(&a, 1, &y, 0);
   CHECK_NEAR(maxdiff(&x, &xmn), 0.0, 1e-10);
   /* errors */
-  nnft_mat bbad = randmat(4, 1);
+  nnft_mat bbad = randmat(4, 1, 1.0);
   CHECK_STATUS(nnft_linalg_lstsq(&a, &bbad, -1.0, &x, &s, &rank, &dg), NNFT_EDIM);
   CHECK(strstr(dg.msg, "B has 4 rows but A is 3 x 5") != NULL);
   CHECK_STATUS(nnft_linalg_lstsq(&a, &b, NAN, &x, &s, &rank, &dg), NNFT_EDOM);
@@ -584,7 +560,7 @@ static void test_det_inv(void) {
   CHECK(sign == 1.0);
 
   /* general: log|det G| = ½ log det(GᵀG); sign from known determinants */
-  nnft_mat g = randmat(n, n), gtg = mul(&g, 1, &g, 0);
+  nnft_mat g = randmat(n, n, 1.0), gtg = mul(&g, 1, &g, 0);
   CHECK_STATUS(nnft_linalg_logdet(&g, &ld, &sign, &dg), NNFT_OK);
   CHECK_STATUS(nnft_linalg_logdet_spd(&gtg, &ld2, &dg), NNFT_OK);
   CHECK_NEAR(ld, 0.5 * ld2, 1e-10);
@@ -627,7 +603,7 @@ static void test_det_inv(void) {
   CHECK_NEAR(dg.max_eig, 5.0, 1e-12);
 
   /* errors */
-  nnft_mat r = randmat(2, 3);
+  nnft_mat r = randmat(2, 3, 1.0);
   CHECK_STATUS(nnft_linalg_logdet(&r, &ld, &sign, &dg), NNFT_EDIM);
   CHECK_STATUS(nnft_linalg_logdet_spd(&r, &ld, &dg), NNFT_EDIM);
   CHECK_STATUS(nnft_linalg_inv(&r, &s2i, &dg), NNFT_EDIM);
@@ -674,8 +650,8 @@ static void test_det_inv(void) {
 static void test_alloc_failures(void) {
   nnft_linalg_diag dg;
   const size_t n = 5;
-  nnft_mat a = spd(n), g = randmat(n, n), b = randmat(n, 2), x = mat(n, 2), l = mat(n, n);
-  nnft_mat w = mat(n, 1), v = mat(n, n), r = randmat(n + 2, n), rb = randmat(n + 2, 2);
+  nnft_mat a = spd(n), g = randmat(n, n, 1.0), b = randmat(n, 2, 1.0), x = mat(n, 2), l = mat(n, n);
+  nnft_mat w = mat(n, 1), v = mat(n, n), r = randmat(n + 2, n, 1.0), rb = randmat(n + 2, 2, 1.0);
   nnft_mat u = mat(n + 2, n), s = mat(n, 1), vt = mat(n, n), uf = mat(n + 2, n + 2);
   size_t m;
   double d1, d2;

@@ -17,16 +17,12 @@
 --                   members above mse_max are dropped; a list of Fishers gives the same numbers.
 --   errors          Λ < 0, unknown options, R_Λ² < 0, descending schedules.
 local nnft = require "nnft"
+local U = require "spec_util"
+local errmsg = U.errmsg
 
 local function near(x, want, tol, what)
   assert(math.abs(x - want) <= tol,
     ("%s = %.15g, expected %.15g within %.3g"):format(what or "value", x, want, tol))
-end
-
-local function errmsg(f, ...)
-  local ok, e = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(e)
 end
 
 describe("nnft.brg.infinite_width", function()

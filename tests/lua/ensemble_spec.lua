@@ -3,12 +3,8 @@
 -- closed-form ReLU kernel and the exact finite-width G4_c within error bars, Wick, connected
 -- parts, the deviation metric, histograms, and the errors a caller gets for bad input.
 local nnft = require "nnft"
-
-local function errmsg(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(err)
-end
+local U = require "spec_util"
+local errmsg = U.errmsg
 
 local X6 = nnft.mat{ { 0.2 }, { 0.4 }, { 0.6 }, { 0.8 }, { 1.0 }, { 1.2 } }
 local relu = nnft.mlp{ d_in = 1, width = 20, depth = 1, act = "relu", sigma_w = 1, sigma_b = 0 }

@@ -4,26 +4,8 @@
 -- stiff part kept, sloppy part resampled/zeroed, counts, cumulative schedules with draws kept,
 -- the published BRG network's readout Fisher; and the errors for bad input.
 local nnft = require "nnft"
-
-local function lcg(seed)
-  local s = seed
-  return function()
-    s = (s * 6364136223846793005 + 1442695040888963407) & 0x7fffffffffffffff
-    return ((s >> 11) / 4503599627370496.0) - 1.0
-  end
-end
-
-local function randmat(r, c, seed, scale)
-  local u = lcg(seed or 1)
-  scale = scale or 1
-  return nnft.mat.fromfunction(r, c, function() return scale * u() end)
-end
-
-local function errmsg(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(err)
-end
+local U = require "spec_util"
+local randmat, errmsg = U.randmat, U.errmsg
 
 local function small_net(seed, opts)
   opts = opts or {}

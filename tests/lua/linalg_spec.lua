@@ -1,21 +1,9 @@
 -- nnft.linalg through the binding: the identities each decomposition must satisfy, and the
 -- errors a caller gets for bad input.
 local nnft = require "nnft"
+local U = require "spec_util"
+local randmat, errmsg = U.randmat, U.errmsg
 local linalg = nnft.linalg
-
--- Deterministic pseudo-random numbers in [-1, 1) (independent of nnft's own generators).
-local function lcg(seed)
-  local s = seed
-  return function()
-    s = (s * 6364136223846793005 + 1442695040888963407) & 0x7fffffffffffffff
-    return ((s >> 11) / 4503599627370496.0) - 1.0
-  end
-end
-
-local function randmat(r, c, seed)
-  local u = lcg(seed or 1)
-  return nnft.mat.fromfunction(r, c, function() return u() end)
-end
 
 local function spd(n, seed)
   local g = randmat(n, n, seed)
@@ -34,12 +22,6 @@ end
 
 local function dist_eye(m)
   return m:maxabsdiff(nnft.mat.eye(m:rows(), m:cols()))
-end
-
-local function errmsg(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(err)
 end
 
 describe("nnft.linalg.chol", function()

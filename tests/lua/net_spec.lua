@@ -3,27 +3,8 @@
 -- parameterisations, frozen layers, Lua activations), standard vs NTK, training (GD to least
 -- squares, SGD reproducibility, Adam), cos-net initialisation, and the errors for bad input.
 local nnft = require "nnft"
-
--- Deterministic pseudo-random numbers in [-1, 1) (independent of nnft's own generators).
-local function lcg(seed)
-  local s = seed
-  return function()
-    s = (s * 6364136223846793005 + 1442695040888963407) & 0x7fffffffffffffff
-    return ((s >> 11) / 4503599627370496.0) - 1.0
-  end
-end
-
-local function randmat(r, c, seed, scale)
-  local u = lcg(seed or 1)
-  scale = scale or 1
-  return nnft.mat.fromfunction(r, c, function() return scale * u() end)
-end
-
-local function errmsg(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(err)
-end
+local U = require "spec_util"
+local randmat, errmsg = U.randmat, U.errmsg
 
 -- Worst relative error of J and of the MSE gradient against central differences.
 local function fd_errors(net, X, y)
@@ -216,9 +197,9 @@ describe("net:train", function()
     for i, v in ipairs{ 1, 0, 0, 1, 0, 0 } do p:set(i, 1, v) end
     net:set_params(p)
     local X = randmat(30, 2, 11)
-    local u = lcg(12)
+    local noise = randmat(30, 1, 12, 0.1)
     local y = nnft.mat.fromfunction(30, 1, function(i)
-      return 0.7 * X:get(i, 1) - 1.2 * X:get(i, 2) + 0.4 + 0.1 * u() end)
+      return 0.7 * X:get(i, 1) - 1.2 * X:get(i, 2) + 0.4 + noise:get(i, 1) end)
     local A = nnft.mat.fromfunction(30, 3, function(i, j) return j < 3 and X:get(i, j) or 1 end)
     local coef = nnft.linalg.lstsq(A, y)
     local _, hist = net:train{ X = X, y = y, optimizer = "gd", lr = 0.4, epochs = 2000, record = 500 }

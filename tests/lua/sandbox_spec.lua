@@ -2,6 +2,7 @@
 -- knows; each must be refused with a clear error while legitimate writes into out= work.
 -- Runs the interpreter named by NNFT_BIN (pending when unset).
 local BIN = os.getenv("NNFT_BIN")
+local nnft = require "nnft"
 
 local U = require "spec_util"
 local q, slurp, spit, tmpdir, rmdir, data_dir = U.q, U.slurp, U.spit, U.tmpdir, U.rmdir, U.data_dir

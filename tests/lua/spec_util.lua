@@ -73,4 +73,23 @@ function M.run(bin, args, opts)
   return r
 end
 
+--- A rows x cols Mat of deterministic pseudo-random numbers in [-1, 1) times scale (default 1),
+-- from a 63-bit LCG seeded with seed (default 1): independent of nnft's own generators.
+function M.randmat(rows, cols, seed, scale)
+  local nnft = require "nnft"
+  local s = seed or 1
+  scale = scale or 1
+  return nnft.mat.fromfunction(rows, cols, function()
+    s = (s * 6364136223846793005 + 1442695040888963407) & 0x7fffffffffffffff
+    return scale * (((s >> 11) / 4503599627370496.0) - 1.0)
+  end)
+end
+
+--- The message of the error f(...) raises (a test failure if it raises none).
+function M.errmsg(f, ...)
+  local ok, err = pcall(f, ...)
+  if ok then error("expected an error", 2) end -- busted's assert is not visible in modules
+  return tostring(err)
+end
+
 return M

@@ -3,7 +3,7 @@
 -- per-sample SGD (lr 1e-6, fixed order, batch 1), the diagonal readout Fisher on the Fisher
 -- inputs, the 25 cumulative cutoffs with resampling from N(0, 1), the test MSE of every
 -- coarse-grained member. The same calls as the recipe (arch:init_many, nnft.train_ensemble,
--- nnft.fisher form="diag", nnft.shell.schedule basis="diag", Net:loss).
+-- nnft.fisher form="diag", nnft.shell.schedule basis="diag", Net:loss, composed by nnft.brg.flow).
 --
 -- The data (generated as the recipe does) and the initial parameters of every member are written
 -- to $BENCH_DIR as .npy (outside the timed region) so that bench/fisher/brg_torch.py trains the
@@ -58,22 +58,12 @@ local _, hists = nnft.train_ensemble(nets, { X = Xtr, y = ytr, optimizer = "sgd"
                                              epochs = args.epochs, order = "fixed", seed = args.seed,
                                              threads = args.threads })
 local t_train = wall() - t0
-local sum, kept = {}, 0
-for j = 1, #grid do sum[j] = 0 end
-for i, net in ipairs(nets) do
-  local pre = net:loss(Xte, yte)
-  if not (hists[i].diverged or pre ~= pre or pre >= args.mse_max) then
-    kept = kept + 1
-    local F = nnft.fisher(net, Xf, { form = "diag", sigma = 1 })
-    local cg = nnft.shell.schedule(net, F, grid, { basis = "diag", action = "resample",
-                                                   seed = args.seed * 100003 + i })
-    for j = 1, #grid do
-      sum[j] = sum[j] + cg[j]:loss(Xte, yte)
-      cg[j]:release()
-    end
-    F:release()
-  end
-end
+-- the recipe's coarse graining, through the library (nnft.brg.flow: per-member diagonal Fisher,
+-- cumulative resampling schedule, outlier mask, test MSE per Λ)
+local res = nnft.brg.flow(nets, grid, { X = Xf, form = "diag", sigma = 1 },
+                          { X_test = Xte, y_test = yte, basis = "diag", action = "resample",
+                            seed = args.seed, mse_max = args.mse_max, histories = hists })
 local t = wall() - t0
+local kept = #res.members
 print(string.format("nnft   members=%d epochs=%d  time %.3f s  train %.3f s  kept %d  mse(0) %.12e  mse(1e-4) %.6g  mse(1e5) %.6g",
-  args.members, args.epochs, t, t_train, kept, sum[1] / kept, sum[2] / kept, sum[#grid] / kept))
+  args.members, args.epochs, t, t_train, kept, res[1].mse, res[2].mse, res[#grid].mse))

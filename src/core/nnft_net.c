@@ -706,6 +706,40 @@ static void suffix_view(const nnft_net *net, size_t k, nnft_net *sub) {
   sub->theta = net->theta + base;
 }
 
+nnft_status nnft_net_features(const nnft_net *net, const nnft_mat *X, nnft_mat *H) {
+  size_t n = X->rows, k = net->first_train;
+  if (k >= net->arch.nlayers) return NNFT_EDOM; /* nothing trainable: no suffix */
+  if (k > 0 && has_amp(net)) return NNFT_EDOM;
+  size_t fo = net->arch.layer[k].fan_in;
+  if (X->cols != net->arch.d_in || H->rows != n || H->cols != fo) return NNFT_EDIM;
+  if (k == 0) return nnft_mat_copy(X, H);
+  if (n == 0) return NNFT_OK;
+  work w;
+  nnft_status s = work_alloc(net, min_size(n, NNFT_NET_BLOCK), 0, &w);
+  if (s) return s;
+  for (size_t r0 = 0; r0 < n && !s; r0 += NNFT_NET_BLOCK) {
+    size_t nb = min_size(NNFT_NET_BLOCK, n - r0);
+    nnft_mat Xb = row_block(X, r0, nb);
+    if ((s = forward_layers(net, &w, &Xb, 0, k))) break;
+    for (size_t j = 0; j < fo; j++)
+      memcpy(H->data + j * H->ld + r0, w.h[k - 1] + j * w.nmax, nb * sizeof(double));
+  }
+  work_free(&w);
+  return s;
+}
+
+nnft_status nnft_net_suffix(const nnft_net *net, nnft_net *sub) {
+  size_t k = net->first_train;
+  if (k >= net->arch.nlayers || (k > 0 && has_amp(net))) return NNFT_EDOM;
+  if (k == 0) {
+    *sub = *net;
+    sub->theta = net->theta; /* a view: the caller must not free it */
+    return NNFT_OK;
+  }
+  suffix_view(net, k, sub);
+  return NNFT_OK;
+}
+
 nnft_status nnft_net_train(nnft_net *net, const nnft_mat *X, const nnft_mat *y,
                            const nnft_train_opts *o, nnft_rng *rng, double *history,
                            size_t *epochs_done) {
@@ -717,23 +751,11 @@ nnft_status nnft_net_train(nnft_net *net, const nnft_mat *X, const nnft_mat *y,
   size_t fo = net->arch.layer[k - 1].fan_out, nh;
   if (nnft_size_mul(n, fo, &nh) || nh > NNFT_NET_CACHE)
     return train_impl(net, X, y, o, rng, history, epochs_done);
+  /* the frozen prefix is computed once; training runs on the trainable suffix */
   nnft_mat H;
   nnft_status s = nnft_mat_alloc(n, fo, &H);
   if (s) return s;
-  work w;
-  if ((s = work_alloc(net, min_size(n, NNFT_NET_BLOCK), 0, &w))) {
-    nnft_mat_free(&H);
-    return s;
-  }
-  for (size_t r0 = 0; r0 < n && !s; r0 += NNFT_NET_BLOCK) {
-    size_t nb = min_size(NNFT_NET_BLOCK, n - r0);
-    nnft_mat Xb = row_block(X, r0, nb);
-    if ((s = forward_layers(net, &w, &Xb, 0, k))) break;
-    for (size_t j = 0; j < fo; j++)
-      memcpy(H.data + j * H.ld + r0, w.h[k - 1] + j * w.nmax, nb * sizeof(double));
-  }
-  work_free(&w);
-  if (!s) {
+  if (!(s = nnft_net_features(net, X, &H))) {
     nnft_net sub;
     suffix_view(net, k, &sub);
     s = train_impl(&sub, &H, y, o, rng, history, epochs_done);

@@ -94,6 +94,16 @@ void nnft_net_trainable_index(const nnft_net *net, size_t *idx);
 /* f = net(X): f is n x 1 (any view). NNFT_EDIM on shape mismatch. O(n P). */
 nnft_status nnft_net_forward(const nnft_net *net, const nnft_mat *X, nnft_mat *f);
 
+/* Frozen-prefix features: H = the input of the first trainable layer k at the rows of X
+ * (n x fan_in of layer k; X itself when k = 0), so that everything downstream — forward, loss,
+ * training — can run on the trainable suffix (nnft_net_suffix) without recomputing the frozen
+ * layers. NNFT_EDOM for an amplitude cos-net with a frozen prefix (its readout also depends on
+ * the frozen frequencies), NNFT_EDIM on shape mismatch. O(n P_frozen). */
+nnft_status nnft_net_features(const nnft_net *net, const nnft_mat *X, nnft_mat *H);
+/* sub = the network of layers k .. L-1 (k = the first trainable layer), a view sharing net's
+ * parameters (owns nothing; valid while net lives and is not reshaped). NNFT_EDOM as above. */
+nnft_status nnft_net_suffix(const nnft_net *net, nnft_net *sub);
+
 /* The Jacobian J_{a,k} = ∂f(x_a)/∂θ_k over the trainable parameters (J is n x P_train), and
  * optionally f (n x 1, or NULL). O(n P). */
 nnft_status nnft_net_jacobian(const nnft_net *net, const nnft_mat *X, nnft_mat *J, nnft_mat *f);

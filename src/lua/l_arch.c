@@ -814,16 +814,50 @@ static void finish_call(lua_State *L, l_net *u, int aidx, nnft_status s, const c
   if (s) raise_net_status(L, s, fname);
 }
 
-/* net:forward(X) -> n x 1 Mat */
+/* The network forward/loss run on: net itself, or with {features=true} its trainable suffix, whose
+ * input is net:features(X) (the frozen prefix computed once by the caller). */
+static const nnft_net *input_net(lua_State *L, l_net *u, int opt_idx, nnft_net *sub,
+                                 const char *fname) {
+  static const char *const allowed[] = {"features", NULL};
+  l_check_options(L, opt_idx, fname, allowed);
+  if (!l_opt_boolean(L, opt_idx, "features", 0)) return &u->net;
+  if (nnft_net_suffix(&u->net, sub))
+    luaL_error(L, "%s: {features=true} needs a network with trainable layers and, for a "
+               "generalised cos-net, no frozen prefix", fname);
+  return sub;
+}
+
+/* net:forward(X [, {features=true}]) -> n x 1 Mat */
 static int net_forward(lua_State *L) {
   const char *fname = "net:forward";
   l_net *u = check_lnet(L, 1);
-  lua_settop(L, 2);
-  const nnft_mat *X = check_X(L, 2, &u->net, fname);
+  lua_settop(L, 3);
+  nnft_net sub;
+  const nnft_net *net = input_net(L, u, 3, &sub, fname);
+  const nnft_mat *X = check_X(L, 2, net, fname);
   nnft_mat *f = l_newmat(L, X->rows, 1);
   int aidx = bind_arch(L, 1);
   u->busy++;
-  nnft_status s = nnft_net_forward(&u->net, X, f);
+  nnft_status s = nnft_net_forward(net, X, f);
+  finish_call(L, u, aidx, s, fname);
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* net:features(X) -> H, the input of the first trainable layer at the rows of X */
+static int net_features(lua_State *L) {
+  const char *fname = "net:features";
+  l_net *u = check_lnet(L, 1);
+  lua_settop(L, 2);
+  const nnft_mat *X = check_X(L, 2, &u->net, fname);
+  nnft_net sub;
+  if (nnft_net_suffix(&u->net, &sub))
+    luaL_error(L, "%s: needs a network with trainable layers and, for a generalised cos-net, no "
+               "frozen prefix (its readout also depends on the frozen frequencies)", fname);
+  nnft_mat *H = l_newmat(L, X->rows, sub.arch.d_in);
+  int aidx = bind_arch(L, 1);
+  u->busy++;
+  nnft_status s = nnft_net_features(&u->net, X, H);
   finish_call(L, u, aidx, s, fname);
   lua_pop(L, 1);
   return 1;
@@ -864,18 +898,20 @@ static int net_grad(lua_State *L) {
   return 2;
 }
 
-/* net:loss(X, y) -> MSE */
+/* net:loss(X, y [, {features=true}]) -> MSE */
 static int net_loss(lua_State *L) {
   const char *fname = "net:loss";
   l_net *u = check_lnet(L, 1);
-  lua_settop(L, 3);
-  const nnft_mat *X = check_X(L, 2, &u->net, fname);
+  lua_settop(L, 4);
+  nnft_net sub;
+  const nnft_net *net = input_net(L, u, 4, &sub, fname);
+  const nnft_mat *X = check_X(L, 2, net, fname);
   const nnft_mat *y = check_y(L, 3, X->rows, fname);
   if (X->rows == 0) luaL_error(L, "%s: X has no rows", fname);
   int aidx = bind_arch(L, 1);
   double loss = 0;
   u->busy++;
-  nnft_status s = nnft_net_loss_grad(&u->net, X, y, &loss, NULL);
+  nnft_status s = nnft_net_loss_grad(net, X, y, &loss, NULL);
   finish_call(L, u, aidx, s, fname);
   lua_pushnumber(L, loss);
   return 1;
@@ -1244,7 +1280,8 @@ static const luaL_Reg arch_methods[] = {{"init", arch_init},
                                         {NULL, NULL}};
 static const luaL_Reg arch_meta[] = {{"__tostring", arch_tostring}, {NULL, NULL}};
 static const luaL_Reg net_methods[] = {
-    {"forward", net_forward}, {"jacobian", net_jacobian}, {"grad", net_grad},
+    {"forward", net_forward}, {"features", net_features}, {"jacobian", net_jacobian},
+    {"grad", net_grad},
     {"loss", net_loss},       {"params", net_params},     {"set_params", net_set_params},
     {"nparams", net_nparams}, {"trainable", net_trainable}, {"arch", net_arch},
     {"copy", net_copy},       {"train", net_train},       {"release", net_release},

@@ -453,6 +453,47 @@ static void test_readout_sgd(void) {
     }
 }
 
+static double max_abs_diff(const nnft_mat *a, const nnft_mat *b) {
+  double d;
+  return nnft_mat_max_abs_diff(a, b, &d) ? INFINITY : d;
+}
+
+/* The frozen prefix's features and the trainable suffix reproduce the full network. */
+static void test_features_suffix(void) {
+  size_t widths[2] = {6, 9};
+  for (int param = 0; param < 2; param++) {
+    nnft_arch a = mlp(3, widths, 2, NNFT_ACT_TANH, param ? NNFT_PARAM_NTK : NNFT_PARAM_STANDARD);
+    a.layer[0].frozen = 1;
+    nnft_net net = make_net(&a, 31), sub;
+    nnft_mat X = randmat(7, 3, 1.0), H = mat(7, 6), f = mat(7, 1), g = mat(7, 1), bad = mat(7, 5);
+    CHECK_STATUS(nnft_net_features(&net, &X, &H), NNFT_OK);
+    CHECK_STATUS(nnft_net_suffix(&net, &sub), NNFT_OK);
+    CHECK(sub.arch.d_in == 6 && sub.arch.nlayers == 2 && sub.theta == net.theta + net.w_off[1]);
+    CHECK_STATUS(nnft_net_forward(&net, &X, &f), NNFT_OK);
+    CHECK_STATUS(nnft_net_forward(&sub, &H, &g), NNFT_OK);
+    CHECK(max_abs_diff(&f, &g) < 1e-13);
+    CHECK_STATUS(nnft_net_features(&net, &X, &bad), NNFT_EDIM);
+    /* nothing frozen: the features are X itself */
+    net.arch.layer[0].frozen = 0;
+    net.first_train = 0;
+    nnft_mat H0 = mat(7, 3);
+    CHECK_STATUS(nnft_net_features(&net, &X, &H0), NNFT_OK);
+    CHECK(max_abs_diff(&H0, &X) == 0);
+    nnft_net_free(&net);
+    nnft_mat_free(&X); nnft_mat_free(&H); nnft_mat_free(&f); nnft_mat_free(&g);
+    nnft_mat_free(&bad); nnft_mat_free(&H0);
+  }
+  /* everything frozen: no suffix */
+  nnft_arch z = mlp(2, widths, 1, NNFT_ACT_RELU, NNFT_PARAM_STANDARD);
+  z.layer[0].frozen = z.layer[1].frozen = 1;
+  nnft_net zn = make_net(&z, 2), zs;
+  nnft_mat X2 = randmat(3, 2, 1.0), H2 = mat(3, 6);
+  CHECK_STATUS(nnft_net_suffix(&zn, &zs), NNFT_EDOM);
+  CHECK_STATUS(nnft_net_features(&zn, &X2, &H2), NNFT_EDOM);
+  nnft_net_free(&zn);
+  nnft_mat_free(&X2); nnft_mat_free(&H2);
+}
+
 /* frozen layers do not move in training */
 static void test_frozen_training(void) {
   size_t widths[2] = {6, 5};
@@ -765,6 +806,7 @@ int main(void) {
   test_gd_least_squares();
   test_sgd_adam();
   test_readout_sgd();
+  test_features_suffix();
   test_frozen_training();
   test_cosnet_init();
   test_bad_input();

@@ -366,6 +366,23 @@ describe("nnft.cosnet", function()
   end)
 end)
 
+describe("frozen-prefix features", function()
+  it("give the same forward pass and loss through the trainable suffix", function()
+    local arch = nnft.mlp{ d_in = 2, width = { 8, 12 }, depth = 2, act = "tanh", frozen = { 1 },
+                           param = "ntk" }
+    local net = arch:init{ seed = 4 }
+    local X, y = randmat(9, 2, 3), randmat(9, 1, 4)
+    local H = net:features(X)
+    assert.are.same({ 9, 8 }, { H:shape() })
+    assert.is_true((net:forward(X) - net:forward(H, { features = true })):abs():max() < 1e-13)
+    assert.is_true(math.abs(net:loss(X, y) - net:loss(H, y, { features = true })) < 1e-13)
+    assert.is_truthy(errmsg(net.loss, net, X, y, { features = true }):find("d_in = 8", 1, true))
+    assert.is_truthy(errmsg(net.forward, net, H, { feature = true }):find("unknown option 'feature'", 1, true))
+    local free = nnft.cosnet{ d_in = 1, width = 4, radius = 2, mass = 1, frozen = { 1 } }:init{ seed = 1 }
+    assert.is_truthy(errmsg(free.features, free, nnft.mat{ { 0.5 } }):find("generalised cos-net", 1, true))
+  end)
+end)
+
 describe("errors", function()
   it("name unknown activations and list the known ones", function()
     local msg = errmsg(nnft.mlp, { d_in = 1, width = 3, act = "rleu" })

@@ -102,6 +102,7 @@ for j, c in ipairs(grid) do
 end
 
 local run = nnft.io.run{ out = args.out, args = args, seed = args.seed }
+run:record_spec(arch) -- the manifest says which network produced the outputs
 nnft.io.write_csv(run:path("mse.csv"), col, { columns = { "lambda", "mse", "se", "sloppy" },
   meta = { arch = tostring(arch), members = nk, dropped = dropped } })
 local ocol, onames = { lambda = {}, member = {}, f = {} }, { "lambda", "member", "f" }

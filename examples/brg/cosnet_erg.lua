@@ -138,6 +138,7 @@ print(string.format("      χ² against cutoff R_Λ: %.1f for %d points (the poi
                     .. "they are correlated: read it as a rough guide)", chi2, rs:rows()))
 
 local run = nnft.io.run{ out = args.out, args = args, seed = args.seed }
+run:record_spec(arch) -- the manifest says which network produced the outputs
 nnft.io.write_csv(run:path("fisher.csv"), { b = bs, lambda_diag = ld, lambda_b = lth },
                   { columns = { "b", "lambda_diag", "lambda_b" } })
 nnft.io.write_csv(run:path("g2.csv"), col, { columns = { "r", "G", "err", "G_RL", "G_R" },

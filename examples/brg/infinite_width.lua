@@ -184,6 +184,7 @@ end
 
 -- ---- outputs ----
 local run = nnft.io.run{ out = args.out, args = args, seed = args.seed }
+run:record_spec(arch) -- the manifest says which network produced the outputs
 local cols = { lambda = grid, kept = inf.kept, mse = inf.mse, error = inf.err,
                var_reset = inf.var_reset, var_drop = inf.var_drop }
 local names = { "lambda", "kept", "mse", "error", "var_reset", "var_drop" }

@@ -65,8 +65,10 @@ end
 local x0 = circle and nnft.mat{{1, 0}} or nnft.mat{{0}}
 
 local function arch_of(act, depth)
-  return nnft.mlp{ d_in = d_in, width = args.width, depth = depth, act = act,
-                   sigma_w = args.sigma_w, sigma_b = args.sigma_b }
+  local arch = nnft.mlp{ d_in = d_in, width = args.width, depth = depth, act = act,
+                         sigma_w = args.sigma_w, sigma_b = args.sigma_b }
+  run:record_spec(arch) -- the manifest says which networks produced the outputs
+  return arch
 end
 
 -- 1. Analytic kernels K_l(t) = K^{l+1}(x(t), x0) and K_l(t)/K_l(x0, x0) for l = 1 .. depth.

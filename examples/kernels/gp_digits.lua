@@ -82,6 +82,7 @@ local kernels = {
 
 -- ---- experiment ----
 local run = nnft.io.run{ out = args.out, args = args, seed = args.seed }
+run:record_spec(arch) -- the manifest says which network produced the outputs
 local rng = nnft.rng(args.seed)
 local err = {}                     -- err[kernel][size index][rep]
 for ki = 1, #kernels do err[ki] = {} end

@@ -65,6 +65,7 @@ print(string.format("  test MSE on 200 points: %.6e before, %.6e after", test0, 
 local ok, io_mod = pcall(function() return nnft.io end)
 if ok and io_mod then
   local run = io_mod.run{ out = args.out, args = args, seed = args.seed }
+  run:record_spec(arch) -- the manifest says which network produced the outputs
   io_mod.write_csv(run:path("loss.csv"), { epoch = hist.epoch, loss = hist.loss },
                    { columns = { "epoch", "loss" }, meta = { arch = tostring(arch) } })
   io_mod.write_csv(run:path("fit.csv"), { x = Xf, target = yf, f_init = f0, f_trained = f1 },

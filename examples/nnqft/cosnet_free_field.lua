@@ -76,6 +76,7 @@ local Kcheck
 for wi, N in ipairs(args.widths) do
   local arch = nnft.cosnet{ d_in = args.d, width = N, radius = args.R, mass = args.m,
                             sigma_a = args.sigma_a }
+  run:record_spec(arch) -- the manifest says which networks produced the outputs
   local K = nnft.finite.g2(arch, X)                 -- exact: the cutoff propagator
   local t4, g4c = nnft.finite.g4c(arch, X)          -- exact, ∝ 1/N
   if not Kcheck then                                -- K is freeprop(|x_i − x_j|)

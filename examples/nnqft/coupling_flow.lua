@@ -40,6 +40,7 @@ local rows = {}
 for i, v in ipairs(args.x) do rows[i] = { v } end
 local X = nnft.mat(rows)
 local arch = nnft.mlp{ d_in = 1, width = args.N, depth = 1, act = "relu", sigma_w = 1, sigma_b = 0 }
+run:record_spec(arch) -- the manifest says which networks produced the outputs
 
 local t0 = os.clock()
 local G = arch:sample(args.E, { seed = args.seed }):npoints(X, { 4, 6 }, { bags = args.bags })

@@ -49,6 +49,7 @@ for wi, N in ipairs(args.widths) do
   for si, sw in ipairs(args.sigmas) do
     local arch = nnft.mlp{ d_in = d, width = N, depth = 1, act = "gauss-net", sigma_w = sw,
                            sigma_b = 1 }
+    run:record_spec(arch) -- the manifest says which networks produced the outputs
     local K = C.kernel(arch, X)
     local G4 = arch:sample(args.E, { seed = args.seed * 1000003 + wi * 1000 + si })
                    :npoint(X, 4, { bags = args.bags })

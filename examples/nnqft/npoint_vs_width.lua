@@ -132,6 +132,7 @@ for ai, actname in ipairs(args.acts) do
   for wi, N in ipairs(args.widths) do
     local arch = nnft.mlp{ d_in = 1, width = N, depth = 1, act = S.act, sigma_w = 1.0,
                            sigma_b = S.sigma_b }
+    run:record_spec(arch) -- the manifest says which networks produced the outputs
     local K = nnft.finite.g2(arch, X)                  -- = the NNGP kernel, exact at every N
     local dev = exact_deviations(arch, X, K)
     local seed = args.seed * 1000003 + ai * 1000 + wi  -- independent ensembles per point

@@ -79,6 +79,7 @@ local n, T = args.n, args.test
 -- ---- kernel and modes ----
 local arch = nnft.mlp{ d_in = 64, width = 1, depth = args.depth, act = args.act,
                        sigma_w = args.sigma_w, sigma_b = args.sigma_b }
+run:record_spec(arch) -- the manifest says which networks produced the outputs
 local kern = arch:kernel()
 local K = kern:matrix(X)                               -- N x N (train first, then test)
 local Ktr = K:block(1, 1, n, n)

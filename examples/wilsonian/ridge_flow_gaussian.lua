@@ -49,7 +49,9 @@ local lam_exact = nnft.mat(exact)
 
 -- empirical spectrum on n Gaussian inputs
 local X = nnft.rng(args.seed):normal(args.n, 1) * args.s
-local modes = nnft.kernel.rbf{ lengthscale = args.lengthscale }:mercer(X) -- all n modes of K/n
+local kernel = nnft.kernel.rbf{ lengthscale = args.lengthscale }
+run:record_spec(kernel) -- the manifest says which kernel produced the outputs
+local modes = kernel:mercer(X) -- all n modes of K/n
 local lam = modes:values()
 
 -- 1. spectra

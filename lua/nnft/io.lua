@@ -625,6 +625,44 @@ function Run:outputs()
   return l
 end
 
+-- A spec table made JSON-ready: nested objects become their own spec() (or their description).
+local function plain_spec(v, depth)
+  if type(v) == "table" and depth < 20 then
+    local t = {}
+    for k, x in pairs(v) do t[k] = plain_spec(x, depth + 1) end
+    return t
+  end
+  if type(v) == "userdata" or type(v) == "table" then
+    local ok, sp = pcall(function() return v:spec() end)
+    if ok and type(sp) == "table" and depth < 20 then return plain_spec(sp, depth + 1) end
+    return tostring(v)
+  end
+  if type(v) == "function" then return tostring(v) end
+  return v
+end
+
+--- run:record_spec(obj [, label]) -> run. Store obj:spec() (an architecture, a kernel, ...) in the
+-- manifest's `specs` list, once per distinct object description, so that a manifest says which
+-- networks and kernels produced its outputs.
+function Run:record_spec(obj, label)
+  if getmetatable(self) ~= Run then error("nnft.io.Run:record_spec: call as run:record_spec(obj)", 2) end
+  local ok, spec = pcall(function() return obj:spec() end)
+  if not ok or type(spec) ~= "table" then
+    error("nnft.io.Run:record_spec: expected an object with a spec() method (an nnft.Arch, nnft.Kernel, ...)", 2)
+  end
+  if label ~= nil and type(label) ~= "string" then
+    error("nnft.io.Run:record_spec: label must be a string", 2)
+  end
+  local key = (label or "") .. "\0" .. tostring(obj)
+  self._specs = self._specs or { list = M.json_array(), seen = {} }
+  if not self._specs.seen[key] then
+    self._specs.seen[key] = true
+    self._specs.list[#self._specs.list + 1] = { label = label or M.null, text = tostring(obj),
+                                                spec = plain_spec(spec, 0) }
+  end
+  return self
+end
+
 local function iso_utc(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", t) end
 
 local function abs_path(p)
@@ -660,6 +698,7 @@ function Run:finish()
     args = self.args or M.null,
     seed = self.seed == nil and M.null or self.seed,
     meta = self.meta,
+    specs = self._specs and self._specs.list or M.json_array(),
     start = self.start,
     wall_seconds = C.clock() - self._t0,
     host = C.hostname(),

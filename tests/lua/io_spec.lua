@@ -343,6 +343,23 @@ describe("nnft.io.run and manifests", function()
     assert.has_error(function() run:finish() end)
   end)
 
+  it("records the specs of the networks and kernels behind the outputs, once each", function()
+    local run = nio.run{ out = tmp .. "/runs/specs" }
+    local arch = nnft.mlp{ d_in = 2, width = 4, depth = 1, act = "erf" }
+    run:record_spec(arch):record_spec(arch):record_spec(arch:kernel(), "nngp")
+    assert.has_error(function() run:record_spec({}) end,
+      "nnft.io.Run:record_spec: expected an object with a spec() method (an nnft.Arch, nnft.Kernel, ...)")
+    local m = run:finish()
+    local back = nio.read_json(tmp .. "/runs/specs/manifest.json")
+    assert.are.equal(2, #back.specs)
+    assert.are.equal(tostring(arch), back.specs[1].text)
+    assert.are.equal(4, back.specs[1].spec.width)
+    assert.are.equal("nngp", back.specs[2].label)
+    assert.are.equal("table", type(back.specs[2].spec.arch)) -- the nested Arch as its own spec
+    assert.are.equal(4, back.specs[2].spec.arch.width)
+    assert.are.equal(#m.specs, #back.specs)
+  end)
+
   it("checks its options and paths", function()
     assert.has_error(function() nio.run{} end)
     assert.has_error(function() nio.run{ out = tmp .. "/r", sede = 1 } end)

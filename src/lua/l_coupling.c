@@ -12,28 +12,19 @@
 #include "nnft_coupling.h"
 #include "nnft_vertex.h"
 
-static int raisef(lua_State *L, const char *fmt, ...) {
-  char buf[700];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  return luaL_error(L, "%s", buf);
-}
-
 /* The architecture at idx with a kernel the vertex integrals support. */
 static const nnft_arch *check_arch(lua_State *L, int idx, const char *fname,
                                    nnft_vertex_kernel *k) {
   const nnft_arch *a = l_checkarch(L, idx);
   const char *why = NULL;
-  if (nnft_vertex_kernel_init(a, k, &why)) raisef(L, "%s: %s", fname, why ? why : "bad architecture");
+  if (nnft_vertex_kernel_init(a, k, &why)) l_error(L, "%s: %s", fname, why ? why : "bad architecture");
   return a;
 }
 
 /* A Mat (or table) argument; converted tables stay on the stack. */
 static const nnft_mat *check_mat(lua_State *L, int idx, const char *fname, const char *what) {
   int pushed = 0;
-  if (lua_isnoneornil(L, idx)) raisef(L, "%s: %s is missing", fname, what);
+  if (lua_isnoneornil(L, idx)) l_error(L, "%s: %s is missing", fname, what);
   const nnft_mat *m = l_tomat(L, idx, &pushed);
   (void)pushed;
   l_check_finite(L, m, fname, what);
@@ -43,9 +34,9 @@ static const nnft_mat *check_mat(lua_State *L, int idx, const char *fname, const
 static const nnft_mat *check_inputs(lua_State *L, int idx, const nnft_arch *a, const char *fname) {
   const nnft_mat *X = check_mat(L, idx, fname, "X");
   if (X->cols != a->d_in)
-    raisef(L, "%s: X has %zu columns but the architecture has d_in = %zu (rows are points)", fname,
+    l_error(L, "%s: X has %zu columns but the architecture has d_in = %zu (rows are points)", fname,
            X->cols, a->d_in);
-  if (X->rows == 0) raisef(L, "%s: X has no rows (no input points)", fname);
+  if (X->rows == 0) l_error(L, "%s: X has no rows (no input points)", fname);
   return X;
 }
 
@@ -56,7 +47,7 @@ static size_t *check_tuples(lua_State *L, int idx, size_t n, const char *fname, 
                             int *tuples_idx) {
   if (lua_isnoneornil(L, idx)) {
     size_t c;
-    if (nnft_corr_ntuples(n, 4, &c)) raisef(L, "%s: too many input points", fname);
+    if (nnft_corr_ntuples(n, 4, &c)) l_error(L, "%s: too many input points", fname);
     nnft_mat *T = l_newmat(L, c, 4);
     *tuples_idx = lua_gettop(L);
     size_t *out = lua_newuserdatauv(L, (c ? c : 1) * 4 * sizeof(size_t), 0);
@@ -73,7 +64,7 @@ static size_t *check_tuples(lua_State *L, int idx, size_t n, const char *fname, 
   }
   const nnft_mat *T = check_mat(L, idx, fname, "tuples");
   if (T->cols != 4)
-    raisef(L, "%s: tuples must have 4 columns (the quartic vertex joins 4 inputs), got %zu "
+    l_error(L, "%s: tuples must have 4 columns (the quartic vertex joins 4 inputs), got %zu "
               "columns; pass nil for every sorted 4-tuple", fname, T->cols);
   *tuples_idx = lua_gettop(L);
   if (!l_testmat(L, idx)) *tuples_idx = lua_gettop(L); /* the converted Mat is on top */
@@ -84,7 +75,7 @@ static size_t *check_tuples(lua_State *L, int idx, size_t n, const char *fname, 
     for (int j = 0; j < 4; j++) {
       double v = NNFT_AT(T, t, j);
       if (v != floor(v) || v < 1 || v > (double)n)
-        raisef(L, "%s: tuple %zu has index %g; indices are 1-based rows of X (1..%zu)", fname,
+        l_error(L, "%s: tuple %zu has index %g; indices are 1-based rows of X (1..%zu)", fname,
                t + 1, v, n);
       out[4 * t + j] = (size_t)v - 1;
     }
@@ -102,10 +93,10 @@ static double *check_cutoffs(lua_State *L, int idx, const nnft_vertex_kernel *k,
     *m = 1;
   } else {
     int pushed = 0;
-    if (lua_isnoneornil(L, idx)) raisef(L, "%s: the cutoff Lambda (a number or a list) is missing", fname);
+    if (lua_isnoneornil(L, idx)) l_error(L, "%s: the cutoff Lambda (a number or a list) is missing", fname);
     const nnft_mat *M = l_tomat(L, idx, &pushed);
     size_t n = M->rows * M->cols;
-    if (M->rows != 1 && M->cols != 1) raisef(L, "%s: Lambda must be a number or a list", fname);
+    if (M->rows != 1 && M->cols != 1) l_error(L, "%s: Lambda must be a number or a list", fname);
     v = lua_newuserdatauv(L, (n ? n : 1) * sizeof(double), 0);
     for (size_t i = 0; i < n; i++) v[i] = M->cols == 1 ? NNFT_AT(M, i, 0) : NNFT_AT(M, 0, i);
     *m = n;
@@ -114,9 +105,9 @@ static double *check_cutoffs(lua_State *L, int idx, const nnft_vertex_kernel *k,
   if (nnft_vertex_check_cutoffs(k, v, *m, &why)) {
     for (size_t i = 0; i < *m; i++)
       if (!isinf(v[i]) && !(v[i] > 0))
-        raisef(L, "%s: cutoff Lambda[%zu] = %g: every cutoff must be > 0 (the box is [-Lambda, "
+        l_error(L, "%s: cutoff Lambda[%zu] = %g: every cutoff must be > 0 (the box is [-Lambda, "
                   "Lambda]^d)", fname, i + 1, v[i]);
-    raisef(L, "%s: %s", fname, why ? why : "bad cutoffs");
+    l_error(L, "%s: %s", fname, why ? why : "bad cutoffs");
   }
   return v;
 }
@@ -127,8 +118,8 @@ static nnft_vertex_opts check_vopts(lua_State *L, int idx, const char *fname) {
   nnft_vertex_opts o = nnft_vertex_defaults();
   o.epsrel = l_opt_number(L, idx, "epsrel", o.epsrel);
   lua_Integer mb = l_opt_integer(L, idx, "max_boxes", (lua_Integer)o.max_boxes);
-  if (!(o.epsrel > 0 && o.epsrel < 1)) raisef(L, "%s: epsrel must be in (0, 1), got %g", fname, o.epsrel);
-  if (mb < 16) raisef(L, "%s: max_boxes must be >= 16, got %lld", fname, (long long)mb);
+  if (!(o.epsrel > 0 && o.epsrel < 1)) l_error(L, "%s: epsrel must be in (0, 1), got %g", fname, o.epsrel);
+  if (mb < 16) l_error(L, "%s: max_boxes must be >= 16, got %lld", fname, (long long)mb);
   o.max_boxes = (size_t)mb;
   return o;
 }
@@ -136,10 +127,10 @@ static nnft_vertex_opts check_vopts(lua_State *L, int idx, const char *fname) {
 static void vertex_status(lua_State *L, nnft_status s, const char *fname, double epsrel) {
   if (s == NNFT_OK) return;
   if (s == NNFT_ENOCONV)
-    raisef(L, "%s: the vertex integral did not reach epsrel = %g within max_boxes pieces; raise "
+    l_error(L, "%s: the vertex integral did not reach epsrel = %g within max_boxes pieces; raise "
               "max_boxes= or epsrel=", fname, epsrel);
   if (s == NNFT_ENONFINITE)
-    raisef(L, "%s: the vertex integral overflowed (an exp-net kernel grows like exp(|x|^2): use a "
+    l_error(L, "%s: the vertex integral overflowed (an exp-net kernel grows like exp(|x|^2): use a "
               "smaller cutoff)", fname);
   l_status_error(L, s, fname, NULL);
 }
@@ -175,7 +166,7 @@ static int l_vertex_closed(lua_State *L) {
   nnft_vertex_kernel k;
   const nnft_arch *a = check_arch(L, 1, fname, &k);
   if (!k.localised)
-    raisef(L, "%s: the closed form exists for the gauss-net and the plain cos-net only", fname);
+    l_error(L, "%s: the closed form exists for the gauss-net and the plain cos-net only", fname);
   const nnft_mat *X = check_inputs(L, 2, a, fname);
   size_t nt;
   int tidx;
@@ -198,7 +189,7 @@ static int l_basis(lua_State *L) {
   int tidx;
   size_t *idx = check_tuples(L, 3, X->rows, fname, &nt, &tidx);
   double *Lam = check_cutoffs(L, 4, &k, fname, &m);
-  if (m != 1) raisef(L, "%s: one cutoff Lambda, got %zu", fname, m);
+  if (m != 1) l_error(L, "%s: one cutoff Lambda, got %zu", fname, m);
   nnft_vertex_opts o = check_vopts(L, 5, fname);
   nnft_mat *T0 = l_newmat(L, nt, 1);
   int i0 = lua_gettop(L);
@@ -237,11 +228,11 @@ static int l_lambda(lua_State *L) {
   const nnft_mat *I = check_mat(L, 3, fname, "I4");
   l_check_options(L, 4, fname, keys);
   int conv = l_opt_choice(L, 4, "convention", "hms", convs);
-  if (G->cols != 1) raisef(L, "%s: dG4 must be a column (one value per tuple), got %zux%zu", fname, G->rows, G->cols);
+  if (G->cols != 1) l_error(L, "%s: dG4 must be a column (one value per tuple), got %zux%zu", fname, G->rows, G->cols);
   if (Ge && (Ge->rows != G->rows || Ge->cols != 1))
-    raisef(L, "%s: dG4_err must match dG4 (%zux1), got %zux%zu", fname, G->rows, Ge->rows, Ge->cols);
+    l_error(L, "%s: dG4_err must match dG4 (%zux1), got %zux%zu", fname, G->rows, Ge->rows, Ge->cols);
   if (I->rows != G->rows)
-    raisef(L, "%s: I4 has %zu rows but dG4 has %zu tuples", fname, I->rows, G->rows);
+    l_error(L, "%s: I4 has %zu rows but dG4 has %zu tuples", fname, I->rows, G->rows);
   size_t n = G->rows, m = I->cols;
   nnft_mat *lam = l_newmat(L, n, m);
   nnft_mat *le = l_newmat(L, n, m);
@@ -251,7 +242,7 @@ static int l_lambda(lua_State *L) {
                                          conv ? NNFT_CONV_ELS : NNFT_CONV_HMS, lam->data + c * lam->ld,
                                          le->data + c * le->ld, &bad);
     if (s == NNFT_EDOM)
-      raisef(L, "%s: the vertex integral of tuple %zu is zero (cutoff column %zu): its coupling is "
+      l_error(L, "%s: the vertex integral of tuple %zu is zero (cutoff column %zu): its coupling is "
                 "undefined (e.g. ReLU without bias at d = 1 with inputs of both signs); drop that "
                 "tuple", fname, bad + 1, c + 1);
     if (s) l_status_error(L, s, fname, NULL);
@@ -270,8 +261,8 @@ static int l_locality(lua_State *L) {
   const char *fname = "nnft.coupling.locality";
   const nnft_mat *lam = check_mat(L, 1, fname, "lam");
   const nnft_mat *e = lua_isnoneornil(L, 2) ? NULL : check_mat(L, 2, fname, "err");
-  if (lam->cols != 1 || lam->rows == 0) raisef(L, "%s: lam must be a non-empty column", fname);
-  if (e && (e->rows != lam->rows || e->cols != 1)) raisef(L, "%s: err must match lam", fname);
+  if (lam->cols != 1 || lam->rows == 0) l_error(L, "%s: lam must be a non-empty column", fname);
+  if (e && (e->rows != lam->rows || e->cols != 1)) l_error(L, "%s: err must match lam", fname);
   nnft_coupling_locality s;
   nnft_status st = nnft_coupling_local(lam->rows, lam->data, e ? e->data : NULL, &s);
   if (st) l_status_error(L, st, fname, NULL);
@@ -297,20 +288,20 @@ static int l_fit_nonlocal(lua_State *L) {
   const nnft_mat *T0 = check_mat(L, 3, fname, "T0");
   l_check_options(L, 6, fname, keys);
   lua_Integer nb = l_opt_integer(L, 6, "terms", 3);
-  if (nb < 1 || nb > 3) raisef(L, "%s: terms must be 1 (T0), 2 (T0, T2) or 3 (T0, T2, T_NL), got %lld", fname, (long long)nb);
+  if (nb < 1 || nb > 3) l_error(L, "%s: terms must be 1 (T0), 2 (T0, T2) or 3 (T0, T2, T_NL), got %lld", fname, (long long)nb);
   const nnft_mat *T2 = nb > 1 ? check_mat(L, 4, fname, "T2") : NULL;
   const nnft_mat *TN = nb > 2 ? check_mat(L, 5, fname, "TNL") : NULL;
   size_t n = G->rows;
   const nnft_mat *all[4] = {e, T0, T2, TN};
   const char *names[4] = {"err", "T0", "T2", "TNL"};
-  if (G->cols != 1) raisef(L, "%s: dG4 must be a column", fname);
+  if (G->cols != 1) l_error(L, "%s: dG4 must be a column", fname);
   for (int i = 0; i < 4; i++)
     if (all[i] && (all[i]->rows != n || all[i]->cols != 1))
-      raisef(L, "%s: %s has shape %zux%zu, expected %zux1 like dG4", fname, names[i], all[i]->rows, all[i]->cols, n);
-  if (n < (size_t)nb) raisef(L, "%s: %zu tuples cannot fit %lld terms", fname, n, (long long)nb);
+      l_error(L, "%s: %s has shape %zux%zu, expected %zux1 like dG4", fname, names[i], all[i]->rows, all[i]->cols, n);
+  if (n < (size_t)nb) l_error(L, "%s: %zu tuples cannot fit %lld terms", fname, n, (long long)nb);
   if (e)
     for (size_t t = 0; t < n; t++)
-      if (!(e->data[t] > 0)) raisef(L, "%s: err[%zu] = %g; error bars must be > 0", fname, t + 1, e->data[t]);
+      if (!(e->data[t] > 0)) l_error(L, "%s: err[%zu] = %g; error bars must be > 0", fname, t + 1, e->data[t]);
   nnft_mat *cov = l_newmat(L, (size_t)nb, (size_t)nb);
   int icov = lua_gettop(L);
   double coef[3] = {NAN, NAN, NAN}, chi2;
@@ -343,11 +334,11 @@ static int l_six_point(lua_State *L) {
   const nnft_mat *I = check_mat(L, 2, fname, "I4all");
   const nnft_mat *K = check_mat(L, 3, fname, "K");
   l_check_options(L, 4, fname, keys);
-  if (K->rows != K->cols) raisef(L, "%s: K must be square (the kernel of the n inputs)", fname);
+  if (K->rows != K->cols) l_error(L, "%s: K must be square (the kernel of the n inputs)", fname);
   size_t n = K->rows, c4, c6;
-  if (nnft_corr_ntuples(n, 4, &c4) || nnft_corr_ntuples(n, 6, &c6)) raisef(L, "%s: bad size", fname);
+  if (nnft_corr_ntuples(n, 4, &c4) || nnft_corr_ntuples(n, 6, &c6)) l_error(L, "%s: bad size", fname);
   if (I->rows != c4 || I->cols != 1)
-    raisef(L, "%s: I4all must hold the %zu sorted 4-tuples of %zu inputs (one cutoff), got %zux%zu",
+    l_error(L, "%s: I4all must hold the %zu sorted 4-tuples of %zu inputs (one cutoff), got %zux%zu",
            fname, c4, n, I->rows, I->cols);
   const nnft_mat *G6 = NULL, *GP = NULL;
   if (lua_istable(L, 4)) {
@@ -355,9 +346,9 @@ static int l_six_point(lua_State *L) {
     if (!lua_isnil(L, -1)) G6 = check_mat(L, lua_gettop(L), fname, "G6");
     lua_getfield(L, 4, "G6_GP");
     if (!lua_isnil(L, -1)) GP = check_mat(L, lua_gettop(L), fname, "G6_GP");
-    if ((G6 == NULL) != (GP == NULL)) raisef(L, "%s: give both G6= and G6_GP= for the ratios", fname);
+    if ((G6 == NULL) != (GP == NULL)) l_error(L, "%s: give both G6= and G6_GP= for the ratios", fname);
     if (G6 && (G6->rows != c6 || GP->rows != c6 || G6->cols != 1 || GP->cols != 1))
-      raisef(L, "%s: G6 and G6_GP must have the %zu sorted 6-tuples", fname, c6);
+      l_error(L, "%s: G6 and G6_GP must have the %zu sorted 6-tuples", fname, c6);
   }
   nnft_mat *S6 = l_newmat(L, c6, 1);
   nnft_status s = nnft_vertex_six(n, I, K, S6);
@@ -390,11 +381,11 @@ static int l_loglog(lua_State *L) {
   const nnft_mat *y = check_mat(L, 2, fname, "y");
   if (x->rows * x->cols != y->rows * y->cols || (x->cols != 1 && x->rows != 1) ||
       (y->cols != 1 && y->rows != 1))
-    raisef(L, "%s: x and y must be lists of the same length", fname);
+    l_error(L, "%s: x and y must be lists of the same length", fname);
   nnft_mat *cx = l_pushcopy(L, x), *cy = l_pushcopy(L, y);
   nnft_coupling_loglog f;
   nnft_status s = nnft_coupling_loglog_fit(cx->rows * cx->cols, cx->data, cy->data, &f);
-  if (s) raisef(L, "%s: need at least 3 points with x > 0 and y != 0 (got %zu)", fname, f.used);
+  if (s) l_error(L, "%s: need at least 3 points with x > 0 and y != 0 (got %zu)", fname, f.used);
   lua_createtable(L, 0, 5);
   push_fit(L, &f);
   return 1;
@@ -409,11 +400,11 @@ static int l_flow(lua_State *L) {
   const nnft_mat *lam = check_mat(L, 3, fname, "lam");
   nnft_mat *Lc = l_pushcopy(L, Lm);
   size_t m = Lc->rows * Lc->cols;
-  if (Lm->rows != 1 && Lm->cols != 1) raisef(L, "%s: Lambda must be a list", fname);
+  if (Lm->rows != 1 && Lm->cols != 1) l_error(L, "%s: Lambda must be a list", fname);
   if (I->cols != m || lam->cols != m || lam->rows != I->rows)
-    raisef(L, "%s: I4 and lam must both be ntuples x %zu (one column per cutoff), got %zux%zu and %zux%zu",
+    l_error(L, "%s: I4 and lam must both be ntuples x %zu (one column per cutoff), got %zux%zu and %zux%zu",
            fname, m, I->rows, I->cols, lam->rows, lam->cols);
-  if (m < 3) raisef(L, "%s: a flow needs at least 3 cutoffs, got %zu", fname, m);
+  if (m < 3) l_error(L, "%s: a flow needs at least 3 cutoffs, got %zu", fname, m);
   size_t n = I->rows;
   nnft_mat *beta = l_newmat(L, n, m);
   int ib = lua_gettop(L);
@@ -424,7 +415,7 @@ static int l_flow(lua_State *L) {
     for (size_t c = 0; c < m; c++) row[c] = NNFT_AT(I, t, c);
     nnft_status s = nnft_coupling_dlog(m, Lc->data, row, drow);
     if (s)
-      raisef(L, "%s: tuple %zu: cutoffs must be finite, > 0 and increasing and I4 non-zero", fname, t + 1);
+      l_error(L, "%s: tuple %zu: cutoffs must be finite, > 0 and increasing and I4 non-zero", fname, t + 1);
     for (size_t c = 0; c < m; c++) {
       NNFT_AT(dl, t, c) = drow[c];
       NNFT_AT(beta, t, c) = -NNFT_AT(lam, t, c) * drow[c];
@@ -452,14 +443,14 @@ static int l_flow(lua_State *L) {
 
 static double check_d(lua_State *L, int idx, const char *fname) {
   double d = luaL_checknumber(L, idx);
-  if (!(d > 0 && d <= 8)) raisef(L, "%s: dimension d must be in (0, 8], got %g", fname, d);
+  if (!(d > 0 && d <= 8)) l_error(L, "%s: dimension d must be in (0, 8], got %g", fname, d);
   return d;
 }
 
 static void check_u(lua_State *L, int idx, const char *fname, double *u) {
   const nnft_mat *m = check_mat(L, idx, fname, "u");
   if (m->rows * m->cols != 3 || (m->rows != 1 && m->cols != 1))
-    raisef(L, "%s: u must be the three couplings {u2, u4, u6}", fname);
+    l_error(L, "%s: u must be the three couplings {u2, u4, u6}", fname);
   for (int i = 0; i < 3; i++) u[i] = m->cols == 1 ? NNFT_AT(m, i, 0) : NNFT_AT(m, 0, i);
 }
 
@@ -507,7 +498,7 @@ static int l_lpa_fixed_point(lua_State *L) {
   int it = 0;
   nnft_status s = nnft_lpa_fixed_point(d, g, u, &it);
   if (s == NNFT_ENOCONV || s == NNFT_ESINGULAR)
-    raisef(L, "%s: Newton's method from {%g, %g, %g} did not converge (%s); try another guess",
+    l_error(L, "%s: Newton's method from {%g, %g, %g} did not converge (%s); try another guess",
            fname, g[0], g[1], g[2], nnft_strerror(s));
   if (s) l_status_error(L, s, fname, NULL);
   push3(L, u);
@@ -522,7 +513,7 @@ static int l_lpa_exponents(lua_State *L) {
   check_u(L, 1, fname, u);
   double d = check_d(L, 2, fname);
   nnft_status s = nnft_lpa_exponents(d, u, re, im);
-  if (s == NNFT_EDOM) raisef(L, "%s: u2 <= -1 is beyond the pole of the flow", fname);
+  if (s == NNFT_EDOM) l_error(L, "%s: u2 <= -1 is beyond the pole of the flow", fname);
   if (s) l_status_error(L, s, fname, NULL);
   push3(L, re);
   push3(L, im);
@@ -534,16 +525,16 @@ static nnft_mat *k_grid(lua_State *L, int o, const char *fname, double k0def, do
   lua_getfield(L, o, "k");
   if (!lua_isnil(L, -1)) {
     const nnft_mat *k = check_mat(L, lua_gettop(L), fname, "k");
-    if (k->rows != 1 && k->cols != 1) raisef(L, "%s: k must be a list", fname);
+    if (k->rows != 1 && k->cols != 1) l_error(L, "%s: k must be a list", fname);
     return l_pushcopy(L, k);
   }
   lua_pop(L, 1);
   double k0 = l_opt_number(L, o, "k0", k0def), k1 = l_opt_number(L, o, "k1", k1def);
   lua_Integer n = l_opt_integer(L, o, "n", 50);
-  if (isnan(k0) || isnan(k1)) raisef(L, "%s: give k0= and k1= (or k=)", fname);
+  if (isnan(k0) || isnan(k1)) l_error(L, "%s: give k0= and k1= (or k=)", fname);
   if (!(k0 > 0) || !(k1 > 0) || k0 == k1 || !isfinite(k0) || !isfinite(k1))
-    raisef(L, "%s: k0 and k1 must be finite, > 0 and different, got %g and %g", fname, k0, k1);
-  if (n < 2 || n > 1000000) raisef(L, "%s: n must be between 2 and 1e6, got %lld", fname, (long long)n);
+    l_error(L, "%s: k0 and k1 must be finite, > 0 and different, got %g and %g", fname, k0, k1);
+  if (n < 2 || n > 1000000) l_error(L, "%s: n must be between 2 and 1e6, got %lld", fname, (long long)n);
   nnft_mat *k = l_newmat(L, (size_t)n, 1);
   for (lua_Integer i = 0; i < n; i++) k->data[i] = k0 * pow(k1 / k0, (double)i / (double)(n - 1));
   k->data[n - 1] = k1;
@@ -557,17 +548,17 @@ static nnft_lpa_opts lpa_opts(lua_State *L, int o, const char *fname) {
   p.epsabs = l_opt_number(L, o, "epsabs", p.epsabs);
   p.epsrel = l_opt_number(L, o, "epsrel", p.epsrel);
   if (!(p.epsabs >= 0) || !(p.epsrel >= 0) || p.epsabs + p.epsrel == 0)
-    raisef(L, "%s: epsabs and epsrel must be >= 0, not both 0", fname);
+    l_error(L, "%s: epsabs and epsrel must be >= 0, not both 0", fname);
   return p;
 }
 
 static void lpa_status(lua_State *L, nnft_status s, const char *fname) {
   if (s == NNFT_OK) return;
   if (s == NNFT_ENOCONV)
-    raisef(L, "%s: the ODE solver stopped (the flow reached the pole u2/k^2 = -1 or blew up); the "
+    l_error(L, "%s: the ODE solver stopped (the flow reached the pole u2/k^2 = -1 or blew up); the "
               "rows reached are valid: shorten the k range or change the start", fname);
   if (s == NNFT_EDOM)
-    raisef(L, "%s: bad flow set-up: k must be > 0 and strictly monotone, and the start must have "
+    l_error(L, "%s: bad flow set-up: k must be > 0 and strictly monotone, and the start must have "
               "u2/k0^2 > -1", fname);
   l_status_error(L, s, fname, NULL);
 }
@@ -581,9 +572,9 @@ static int l_lpa_integrate(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   l_check_options(L, 1, fname, keys);
   double d = l_opt_number(L, 1, "d", NAN);
-  if (!(d > 0 && d <= 8)) raisef(L, "%s: d= (dimension in (0, 8]) is required", fname);
+  if (!(d > 0 && d <= 8)) l_error(L, "%s: d= (dimension in (0, 8]) is required", fname);
   lua_getfield(L, 1, "u0");
-  if (lua_isnil(L, -1)) raisef(L, "%s: u0= {u2, u4, u6} is required", fname);
+  if (lua_isnil(L, -1)) l_error(L, "%s: u0= {u2, u4, u6} is required", fname);
   double u0[3];
   check_u(L, lua_gettop(L), fname, u0);
   nnft_lpa_opts p = lpa_opts(L, 1, fname);
@@ -609,10 +600,10 @@ static int l_passive(lua_State *L) {
   l_check_options(L, 1, fname, keys);
   double d = l_opt_number(L, 1, "d", NAN), s0 = l_opt_number(L, 1, "sigma0", NAN);
   double u4 = l_opt_number(L, 1, "u4", NAN), u6 = l_opt_number(L, 1, "u6", 0.0);
-  if (!(d > 0 && d <= 8)) raisef(L, "%s: d= (dimension in (0, 8]) is required", fname);
-  if (!(s0 > 0) || !isfinite(s0)) raisef(L, "%s: sigma0= (> 0, the starting sigma_W) is required", fname);
-  if (!isfinite(u4)) raisef(L, "%s: u4= (the measured [ELS] coupling at sigma0) is required", fname);
-  if (!isfinite(u6)) raisef(L, "%s: u6 must be finite", fname);
+  if (!(d > 0 && d <= 8)) l_error(L, "%s: d= (dimension in (0, 8]) is required", fname);
+  if (!(s0 > 0) || !isfinite(s0)) l_error(L, "%s: sigma0= (> 0, the starting sigma_W) is required", fname);
+  if (!isfinite(u4)) l_error(L, "%s: u4= (the measured [ELS] coupling at sigma0) is required", fname);
+  if (!isfinite(u6)) l_error(L, "%s: u6 must be finite", fname);
   nnft_lpa_opts p = lpa_opts(L, 1, fname);
   nnft_mat *k = k_grid(L, 1, fname, 1e-3, 100);
   int ik = lua_gettop(L);

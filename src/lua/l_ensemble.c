@@ -30,16 +30,6 @@ typedef struct l_ens {
   int threads; /* 0: OpenMP's current default at each call */
 } l_ens;
 
-/* luaL_error with C's printf formats (%zu, %g), which lua_pushfstring lacks. */
-static int raisef(lua_State *L, const char *fmt, ...) {
-  char buf[700];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  return luaL_error(L, "%s", buf);
-}
-
 /* ---- boxes: core objects owned by a Lua userdata from before they exist ---- */
 
 typedef struct l_box {
@@ -71,9 +61,9 @@ static size_t check_posint(lua_State *L, int idx, const char *fname, const char 
   lua_Integer v = lua_tointegerx(L, idx, &isint);
   if (lua_type(L, idx) != LUA_TNUMBER || !isint || v < 1) {
     if (lua_type(L, idx) == LUA_TNUMBER)
-      raisef(L, "%s: %s must be a positive integer, got %s", fname, what,
+      l_error(L, "%s: %s must be a positive integer, got %s", fname, what,
              lua_tostring(L, idx));
-    raisef(L, "%s: %s must be a positive integer, got %s", fname, what,
+    l_error(L, "%s: %s must be a positive integer, got %s", fname, what,
            luaL_typename(L, idx));
   }
   return (size_t)v;
@@ -107,9 +97,9 @@ static const nnft_mat *check_X(lua_State *L, int idx, const nnft_arch *a, const 
   int pushed;
   const nnft_mat *X = l_tomat(L, idx, &pushed);
   if (pushed) lua_replace(L, idx); /* keep the converted Mat alive in the argument's slot */
-  if (X->rows == 0) raisef(L, "%s: X has no rows (rows are input points)", fname);
+  if (X->rows == 0) l_error(L, "%s: X has no rows (rows are input points)", fname);
   if (X->cols != a->d_in)
-    raisef(L, "%s: X has %zu columns but the architecture has d_in = %zu (rows are points)",
+    l_error(L, "%s: X has %zu columns but the architecture has d_in = %zu (rows are points)",
            fname, X->cols, a->d_in);
   l_check_finite(L, X, fname, "X");
   return X;
@@ -125,14 +115,14 @@ static run_opts get_run_opts(lua_State *L, int opts, const l_ens *e, const nnft_
                              const char *fname, int with_bags) {
   run_opts r;
   size_t t = opt_posint(L, opts, fname, "threads");
-  if (t > 4096) raisef(L, "%s: threads= %zu is implausibly large (at most 4096)", fname, t);
+  if (t > 4096) l_error(L, "%s: threads= %zu is implausibly large (at most 4096)", fname, t);
   r.threads = nnft_ens_threads(a, t ? (int)t : e->threads);
   r.chunk = opt_posint(L, opts, fname, "chunk");
   if (!r.chunk) r.chunk = e->chunk;
   r.bags = with_bags ? opt_posint(L, opts, fname, "bags") : 0;
   if (!r.bags) r.bags = e->bags;
   if (r.bags > e->E)
-    raisef(L, "%s: bags = %zu exceeds the ensemble size E = %zu (each bag needs a network)",
+    l_error(L, "%s: bags = %zu exceeds the ensemble size E = %zu (each bag needs a network)",
            fname, r.bags, e->E);
   return r;
 }
@@ -157,25 +147,25 @@ static int arch_sample(lua_State *L) {
   size_t E = check_posint(L, 2, fname, "E (the number of networks)");
   l_check_options(L, 3, fname, allowed);
   if (!lua_istable(L, 3))
-    raisef(L, "%s: seed= is required (an integer in 0 .. 2^63-1): arch:sample(%zu, {seed = 42})",
+    l_error(L, "%s: seed= is required (an integer in 0 .. 2^63-1): arch:sample(%zu, {seed = 42})",
            fname, E);
   int t = lua_getfield(L, 3, "seed");
   int isint;
   lua_Integer seed = lua_tointegerx(L, -1, &isint);
   if (t == LUA_TNIL)
-    raisef(L, "%s: seed= is required (an integer in 0 .. 2^63-1): arch:sample(%zu, {seed = 42})",
+    l_error(L, "%s: seed= is required (an integer in 0 .. 2^63-1): arch:sample(%zu, {seed = 42})",
            fname, E);
   if (t != LUA_TNUMBER || !isint || seed < 0)
     luaL_error(L, "%s: seed must be an integer in 0 .. 2^63-1, got %s", fname,
                luaL_tolstring(L, -1, NULL));
   lua_pop(L, 1);
   size_t threads = opt_posint(L, 3, fname, "threads");
-  if (threads > 4096) raisef(L, "%s: threads= %zu is implausibly large (at most 4096)", fname,
+  if (threads > 4096) l_error(L, "%s: threads= %zu is implausibly large (at most 4096)", fname,
                              threads);
   size_t chunk = opt_posint(L, 3, fname, "chunk");
   size_t bags = opt_posint(L, 3, fname, "bags");
   if (bags > E)
-    raisef(L, "%s: bags = %zu exceeds the ensemble size E = %zu (each bag needs a network)",
+    l_error(L, "%s: bags = %zu exceeds the ensemble size E = %zu (each bag needs a network)",
            fname, bags, E);
   l_ens *u = lua_newuserdatauv(L, sizeof *u, 1);
   u->seed = (uint64_t)seed;
@@ -205,11 +195,11 @@ static int ens_outputs(lua_State *L) {
   size_t first = opt_posint(L, 3, fname, "first");
   if (!first) first = 1;
   if (first > e->E)
-    raisef(L, "%s: first = %zu is beyond the ensemble (E = %zu)", fname, first, e->E);
+    l_error(L, "%s: first = %zu is beyond the ensemble (E = %zu)", fname, first, e->E);
   size_t count = opt_posint(L, 3, fname, "count");
   if (!count) count = e->E - first + 1;
   if (count > e->E - first + 1)
-    raisef(L, "%s: first = %zu, count = %zu runs past the ensemble's E = %zu networks", fname,
+    l_error(L, "%s: first = %zu, count = %zu runs past the ensemble's E = %zu networks", fname,
            first, count, e->E);
   nnft_mat *F = l_newmat(L, count, X->rows); /* raises a clear error if too large */
   nnft_status s = nnft_ens_outputs(a, X, e->seed, first - 1, r.chunk, r.threads, F);
@@ -271,21 +261,21 @@ static void push_acc_result(lua_State *L, const nnft_corr_acc *acc, int k) {
 /* Orders from the table at idx: a list of distinct integers 1..6. */
 static size_t check_orders(lua_State *L, int idx, const char *fname, int *orders) {
   if (lua_type(L, idx) != LUA_TTABLE)
-    raisef(L, "%s: orders must be a list of integers 1 .. %d, e.g. {2, 4, 6}, got %s", fname,
+    l_error(L, "%s: orders must be a list of integers 1 .. %d, e.g. {2, 4, 6}, got %s", fname,
            NNFT_CORR_MAX_ORDER, luaL_typename(L, idx));
   size_t m = lua_rawlen(L, idx);
-  if (m == 0) raisef(L, "%s: orders is empty (give e.g. {2, 4, 6})", fname);
+  if (m == 0) l_error(L, "%s: orders is empty (give e.g. {2, 4, 6})", fname);
   if (m > NNFT_CORR_MAX_ORDER)
-    raisef(L, "%s: at most %d distinct orders, got %zu", fname, NNFT_CORR_MAX_ORDER, m);
+    l_error(L, "%s: at most %d distinct orders, got %zu", fname, NNFT_CORR_MAX_ORDER, m);
   for (size_t i = 0; i < m; i++) {
     lua_rawgeti(L, idx, (lua_Integer)i + 1);
     int isint;
     lua_Integer k = lua_tointegerx(L, -1, &isint);
     if (lua_type(L, -1) != LUA_TNUMBER || !isint || k < 1 || k > NNFT_CORR_MAX_ORDER)
-      raisef(L, "%s: order must be an integer 1 .. %d, got %s", fname, NNFT_CORR_MAX_ORDER,
+      l_error(L, "%s: order must be an integer 1 .. %d, got %s", fname, NNFT_CORR_MAX_ORDER,
              luaL_tolstring(L, -1, NULL));
     for (size_t j = 0; j < i; j++)
-      if (orders[j] == (int)k) raisef(L, "%s: order %d is listed twice", fname, (int)k);
+      if (orders[j] == (int)k) l_error(L, "%s: order %d is listed twice", fname, (int)k);
     orders[i] = (int)k;
     lua_pop(L, 1);
   }
@@ -305,12 +295,12 @@ static nnft_corr_acc *run_corr(lua_State *L, int eidx, int xidx, int opts, const
   for (size_t i = 0; i < norders; i++) {
     size_t c;
     if (nnft_corr_ntuples(X->rows, orders[i], &c))
-      raisef(L, "%s: %zu inputs have too many %d-tuples to count", fname, X->rows, orders[i]);
+      l_error(L, "%s: %zu inputs have too many %d-tuples to count", fname, X->rows, orders[i]);
   }
   l_box *b = push_box(L);
   nnft_status s = nnft_corr_acc_alloc(X->rows, orders, norders, e->E, r.bags, &b->acc);
   if (s == NNFT_ENOMEM || s == NNFT_EOVERFLOW)
-    raisef(L, "%s: cannot hold the correlators of %zu inputs (%s) in %zu bags: too many tuples",
+    l_error(L, "%s: cannot hold the correlators of %zu inputs (%s) in %zu bags: too many tuples",
            fname, X->rows, nnft_strerror(s), r.bags);
   if (s) l_status_error(L, s, fname, NULL);
   s = nnft_ens_correlators(a, X, e->seed, r.chunk, r.threads, b->acc);
@@ -326,7 +316,7 @@ static int ens_npoint(lua_State *L) {
   int isint;
   lua_Integer k = lua_tointegerx(L, 3, &isint);
   if (lua_type(L, 3) != LUA_TNUMBER || !isint || k < 1 || k > NNFT_CORR_MAX_ORDER)
-    raisef(L, "%s: order k must be an integer 1 .. %d, got %s", fname, NNFT_CORR_MAX_ORDER,
+    l_error(L, "%s: order k must be an integer 1 .. %d, got %s", fname, NNFT_CORR_MAX_ORDER,
            luaL_tolstring(L, 3, NULL));
   int o = (int)k;
   nnft_corr_acc *acc = run_corr(L, 1, 2, 4, &o, 1, fname);
@@ -366,7 +356,7 @@ static int ens_histogram(lua_State *L) {
   run_opts r = get_run_opts(L, 3, e, a, fname, 0);
   size_t bins = opt_posint(L, 3, fname, "bins");
   if (!bins) bins = 50;
-  if (bins > 100000000) raisef(L, "%s: bins = %zu is too many", fname, bins);
+  if (bins > 100000000) l_error(L, "%s: bins = %zu is too many", fname, bins);
   double lo = NAN, hi = NAN;
   int has_range = 0;
   if (lua_istable(L, 3)) {
@@ -374,11 +364,11 @@ static int ens_histogram(lua_State *L) {
     if (t != LUA_TNIL) {
       if (t != LUA_TTABLE || lua_rawlen(L, -1) != 2 || lua_rawgeti(L, -1, 1) != LUA_TNUMBER ||
           lua_rawgeti(L, -2, 2) != LUA_TNUMBER)
-        raisef(L, "%s: range must be a pair of numbers {lo, hi}", fname);
+        l_error(L, "%s: range must be a pair of numbers {lo, hi}", fname);
       lo = lua_tonumber(L, -2);
       hi = lua_tonumber(L, -1);
       if (!(isfinite(lo) && isfinite(hi) && lo < hi && isfinite(hi - lo)))
-        raisef(L, "%s: range must be finite with lo < hi (and hi - lo finite), got {%g, %g}",
+        l_error(L, "%s: range must be finite with lo < hi (and hi - lo finite), got {%g, %g}",
                fname, lo, hi);
       has_range = 1;
       lua_pop(L, 2);
@@ -399,7 +389,7 @@ static int ens_histogram(lua_State *L) {
     }
     lua_pop(L, 1);
     if (!(isfinite(lo) && isfinite(hi) && isfinite(hi - lo)))
-      raisef(L, "%s: the outputs are not finite (or span more than the largest double: %g .. "
+      l_error(L, "%s: the outputs are not finite (or span more than the largest double: %g .. "
              "%g); give range = {lo, hi}", fname, lo, hi);
     if (lo == hi) { /* all outputs equal: a unit-width range around them */
       lo -= 0.5;
@@ -489,7 +479,7 @@ static nnft_mat *field_mat(lua_State *L, int idx, const char *key, const char *f
       lua_pop(L, 1);
       return NULL;
     }
-    raisef(L, "%s: %s has no %s Mat (expected a correlator table from ens:npoint)", fname, what,
+    l_error(L, "%s: %s has no %s Mat (expected a correlator table from ens:npoint)", fname, what,
            key);
   }
   lua_pop(L, 1); /* the table keeps it alive */
@@ -501,7 +491,7 @@ static nnft_mat *field_mat(lua_State *L, int idx, const char *key, const char *f
 static size_t check_corr(lua_State *L, int idx, int k, const char *fname, const char *what,
                          nnft_mat **values, nnft_mat **bag_means) {
   if (!lua_istable(L, idx))
-    raisef(L, "%s: %s must be a correlator table (from ens:npoint), got %s", fname, what,
+    l_error(L, "%s: %s must be a correlator table (from ens:npoint), got %s", fname, what,
            luaL_typename(L, idx));
   lua_getfield(L, idx, "order");
   int isint;
@@ -510,16 +500,16 @@ static size_t check_corr(lua_State *L, int idx, int k, const char *fname, const 
   lua_Integer n = lua_tointegerx(L, -1, NULL);
   lua_pop(L, 2);
   if (!isint || o != k)
-    raisef(L, "%s: %s must be a %d-point table, got order %s", fname, what, k,
+    l_error(L, "%s: %s must be a %d-point table, got order %s", fname, what, k,
            isint ? lua_pushfstring(L, "%I", o) : "missing");
-  if (n < 1) raisef(L, "%s: %s has no input count n", fname, what);
+  if (n < 1) l_error(L, "%s: %s has no input count n", fname, what);
   size_t count;
   if (nnft_corr_ntuples((size_t)n, k, &count))
-    raisef(L, "%s: %s has n = %lld inputs: too many %d-tuples to count", fname, what,
+    l_error(L, "%s: %s has n = %lld inputs: too many %d-tuples to count", fname, what,
            (long long)n, k);
   *values = field_mat(L, idx, "values", fname, what, 1);
   if ((*values)->rows != count || (*values)->cols != 1)
-    raisef(L, "%s: %s.values is %zu x %zu, expected %zu x 1 (all sorted %d-tuples of %lld "
+    l_error(L, "%s: %s.values is %zu x %zu, expected %zu x 1 (all sorted %d-tuples of %lld "
            "inputs)", fname, what, (*values)->rows, (*values)->cols, count, k, (long long)n);
   if (bag_means) {
     *bag_means = field_mat(L, idx, "bag_means", fname, what, 0);
@@ -536,14 +526,14 @@ static uint32_t *check_tuples(lua_State *L, int idx, size_t n, int k, size_t *co
   const nnft_mat *T = l_tomat(L, idx, &pushed);
   if (pushed) lua_replace(L, idx);
   if (T->cols != (size_t)k)
-    raisef(L, "%s: tuples has %zu columns, expected k = %d", fname, T->cols, k);
+    l_error(L, "%s: tuples has %zu columns, expected k = %d", fname, T->cols, k);
   *count = T->rows;
   uint32_t *idxs = lua_newuserdatauv(L, T->rows * (size_t)k * sizeof(uint32_t) + 1, 0);
   for (size_t t = 0; t < T->rows; t++)
     for (int j = 0; j < k; j++) {
       double v = NNFT_AT(T, t, (size_t)j);
       if (!(v >= 1 && v <= (double)n && v == floor(v)))
-        raisef(L, "%s: tuples[%zu][%d] = %g is not an input index 1 .. %zu", fname, t + 1,
+        l_error(L, "%s: tuples[%zu][%d] = %g is not an input index 1 .. %zu", fname, t + 1,
                j + 1, v, n);
       idxs[t * (size_t)k + (size_t)j] = (uint32_t)v - 1;
     }
@@ -558,15 +548,15 @@ static int corr_wick(lua_State *L) {
   const nnft_mat *K = l_tomat(L, 1, &pushed);
   if (pushed) lua_replace(L, 1);
   if (K->rows != K->cols || K->rows == 0)
-    raisef(L, "%s: K must be a square kernel matrix, got %zu x %zu", fname, K->rows, K->cols);
+    l_error(L, "%s: K must be a square kernel matrix, got %zu x %zu", fname, K->rows, K->cols);
   l_check_finite(L, K, fname, "K");
   int isint;
   lua_Integer k = lua_tointegerx(L, 2, &isint);
   if (lua_type(L, 2) != LUA_TNUMBER || !isint || k < 1 || k > NNFT_CORR_MAX_ORDER)
-    raisef(L, "%s: order k must be an integer 1 .. %d, got %s", fname, NNFT_CORR_MAX_ORDER,
+    l_error(L, "%s: order k must be an integer 1 .. %d, got %s", fname, NNFT_CORR_MAX_ORDER,
            luaL_tolstring(L, 2, NULL));
   size_t n = K->rows, count;
-  if (nnft_corr_ntuples(n, (int)k, &count)) raisef(L, "%s: too many tuples", fname);
+  if (nnft_corr_ntuples(n, (int)k, &count)) l_error(L, "%s: too many tuples", fname);
   if (!lua_isnoneornil(L, 3)) {
     if (lua_istable(L, 3) && !l_testmat(L, 3) && lua_getfield(L, 3, "tuples") != LUA_TNIL)
       lua_replace(L, 3); /* a correlator table: use its tuples */
@@ -641,11 +631,11 @@ static int corr_connected(lua_State *L) {
   nnft_mat *v2, *v4, *v6 = NULL, *b2, *b4, *b6 = NULL;
   size_t n = check_corr(L, 1, 2, fname, "G2", &v2, &b2);
   size_t n4 = check_corr(L, 2, 4, fname, "G4", &v4, &b4);
-  if (n4 != n) raisef(L, "%s: G2 has %zu inputs, G4 has %zu", fname, n, n4);
+  if (n4 != n) l_error(L, "%s: G2 has %zu inputs, G4 has %zu", fname, n, n4);
   int six = !lua_isnoneornil(L, 3);
   if (six) {
     size_t n6 = check_corr(L, 3, 6, fname, "G6", &v6, &b6);
-    if (n6 != n) raisef(L, "%s: G2 has %zu inputs, G6 has %zu", fname, n, n6);
+    if (n6 != n) l_error(L, "%s: G2 has %zu inputs, G6 has %zu", fname, n, n6);
   }
   int bags = b2 && b4 && b2->rows == b4->rows && (!six || (b6 && b6->rows == b2->rows));
   size_t c4, c6 = 0;
@@ -671,11 +661,11 @@ static int corr_connected(lua_State *L) {
 static const nnft_mat *values_of(lua_State *L, int idx, const char *fname, const char *what) {
   nnft_mat *m = l_testmat(L, idx);
   if (m) {
-    if (!m->data) raisef(L, "%s: %s has been released", fname, what);
+    if (!m->data) l_error(L, "%s: %s has been released", fname, what);
     return m;
   }
   if (lua_istable(L, idx)) return field_mat(L, idx, "values", fname, what, 1);
-  raisef(L, "%s: %s must be a correlator table or a Mat of values, got %s", fname, what,
+  l_error(L, "%s: %s must be a correlator table or a Mat of values, got %s", fname, what,
          luaL_typename(L, idx));
   return NULL;
 }
@@ -687,7 +677,7 @@ static int corr_deviation(lua_State *L) {
   const nnft_mat *G = values_of(L, 1, fname, "G");
   const nnft_mat *P = values_of(L, 2, fname, "Gpred");
   if (G->cols != 1 || P->cols != 1 || G->rows != P->rows)
-    raisef(L, "%s: G has %zu x %zu values, Gpred %zu x %zu (they must match tuple by tuple)",
+    l_error(L, "%s: G has %zu x %zu values, Gpred %zu x %zu (they must match tuple by tuple)",
            fname, G->rows, G->cols, P->rows, P->cols);
   const nnft_mat *S = NULL;
   if (lua_istable(L, 1) && !l_testmat(L, 1)) {
@@ -698,7 +688,7 @@ static int corr_deviation(lua_State *L) {
     lua_getfield(L, 1, "order");
     lua_getfield(L, 2, "order");
     if (!lua_isnil(L, -1) && !lua_isnil(L, -2) && !lua_rawequal(L, -1, -2))
-      raisef(L, "%s: G is of order %s, Gpred of order %s", fname, lua_tostring(L, -2),
+      l_error(L, "%s: G is of order %s, Gpred of order %s", fname, lua_tostring(L, -2),
              lua_tostring(L, -1));
     lua_pop(L, 2);
   }
@@ -718,10 +708,10 @@ static int corr_tuples(lua_State *L) {
   int isint;
   lua_Integer k = lua_tointegerx(L, 2, &isint);
   if (lua_type(L, 2) != LUA_TNUMBER || !isint || k < 1 || k > NNFT_CORR_MAX_ORDER)
-    raisef(L, "%s: order k must be an integer 1 .. %d, got %s", fname, NNFT_CORR_MAX_ORDER,
+    l_error(L, "%s: order k must be an integer 1 .. %d, got %s", fname, NNFT_CORR_MAX_ORDER,
            luaL_tolstring(L, 2, NULL));
   size_t count;
-  if (nnft_corr_ntuples(n, (int)k, &count)) raisef(L, "%s: too many tuples", fname);
+  if (nnft_corr_ntuples(n, (int)k, &count)) l_error(L, "%s: too many tuples", fname);
   push_tuples(L, n, (int)k, count);
   return 1;
 }
@@ -735,14 +725,14 @@ static int corrtab_value(lua_State *L) {
   int k = (int)lua_tointeger(L, -2);
   lua_Integer n = lua_tointeger(L, -1);
   lua_pop(L, 2);
-  if (k < 1 || k > NNFT_CORR_MAX_ORDER || n < 1) raisef(L, "%s: not a correlator table", fname);
+  if (k < 1 || k > NNFT_CORR_MAX_ORDER || n < 1) l_error(L, "%s: not a correlator table", fname);
   if (lua_gettop(L) - 1 != k)
-    raisef(L, "%s: a %d-point function takes %d indices, got %d", fname, k, k,
+    l_error(L, "%s: a %d-point function takes %d indices, got %d", fname, k, k,
            lua_gettop(L) - 1);
   uint32_t v[NNFT_CORR_MAX_ORDER];
   for (int j = 0; j < k; j++) {
     lua_Integer i = luaL_checkinteger(L, j + 2);
-    if (i < 1 || i > n) raisef(L, "%s: index %lld is not in 1 .. %lld", fname, (long long)i,
+    if (i < 1 || i > n) l_error(L, "%s: index %lld is not in 1 .. %lld", fname, (long long)i,
                                (long long)n);
     v[j] = (uint32_t)(i - 1);
   }
@@ -754,10 +744,10 @@ static int corrtab_value(lua_State *L) {
     }
   size_t r;
   if (nnft_corr_tuple_rank((size_t)n, k, v, &r))
-    raisef(L, "%s: the table's n = %lld inputs have too many %d-tuples to count", fname,
+    l_error(L, "%s: the table's n = %lld inputs have too many %d-tuples to count", fname,
            (long long)n, k);
   nnft_mat *vals = field_mat(L, 1, "values", fname, "the table", 1);
-  if (r >= vals->rows) raisef(L, "%s: values has only %zu rows", fname, vals->rows);
+  if (r >= vals->rows) l_error(L, "%s: values has only %zu rows", fname, vals->rows);
   lua_pushnumber(L, vals->data[r]);
   nnft_mat *err = field_mat(L, 1, "errors", fname, "the table", 0);
   if (err && r < err->rows) lua_pushnumber(L, err->data[r]);

@@ -13,24 +13,14 @@
 #include "nnft_finite.h"
 #include "nnft_freeprop.h"
 
-/* luaL_error with C's printf formats (%zu, %g), which lua_pushfstring lacks. */
-static int raisef(lua_State *L, const char *fmt, ...) {
-  char buf[600];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  return luaL_error(L, "%s", buf);
-}
-
 /* The architecture at idx, checked for the formulas up to order nmax. */
 static const nnft_arch *check_arch(lua_State *L, int idx, size_t nmax, const char *fname) {
   const nnft_arch *a = l_checkarch(L, idx);
   const char *why = NULL;
   if (nnft_finite_check_arch(a, nmax, &why)) {
     if (a->nlayers != 2 && nnft_arch_check(a) == NNFT_OK)
-      raisef(L, "%s: %s; this architecture has %zu hidden layers", fname, why, a->nlayers - 1);
-    raisef(L, "%s: %s", fname, why ? why : "invalid architecture");
+      l_error(L, "%s: %s; this architecture has %zu hidden layers", fname, why, a->nlayers - 1);
+    l_error(L, "%s: %s", fname, why ? why : "invalid architecture");
   }
   return a;
 }
@@ -41,9 +31,9 @@ static const nnft_mat *check_inputs(lua_State *L, int idx, const nnft_arch *a, c
                                     int *pushed) {
   const nnft_mat *X = l_tomat(L, idx, pushed);
   if (X->cols != a->d_in)
-    raisef(L, "%s: X has %zu columns but the architecture has d_in = %zu (rows are points)",
+    l_error(L, "%s: X has %zu columns but the architecture has d_in = %zu (rows are points)",
            fname, X->cols, a->d_in);
-  if (X->rows == 0) raisef(L, "%s: X has no rows (no input points)", fname);
+  if (X->rows == 0) l_error(L, "%s: X has no rows (no input points)", fname);
   l_check_finite(L, X, fname, "X");
   return X;
 }
@@ -56,11 +46,11 @@ static nnft_finite_opts check_opts(lua_State *L, int idx, const char *fname) {
   nnft_finite_opts o = nnft_finite_defaults();
   lua_Integer q = l_opt_integer(L, idx, "order", 0);
   if (q != 0 && (q < 2 || q > NNFT_FINITE_MAX_NODES))
-    raisef(L, "%s: order (quadrature nodes per dimension) must be between 2 and %d, got %lld",
+    l_error(L, "%s: order (quadrature nodes per dimension) must be between 2 and %d, got %lld",
            fname, NNFT_FINITE_MAX_NODES, (long long)q);
   lua_Integer na = l_opt_integer(L, idx, "arc_nodes", 0);
   if (na != 0 && (na < 2 || na > NNFT_FINITE_MAX_NODES))
-    raisef(L, "%s: arc_nodes must be between 2 and %d, got %lld", fname, NNFT_FINITE_MAX_NODES,
+    l_error(L, "%s: arc_nodes must be between 2 and %d, got %lld", fname, NNFT_FINITE_MAX_NODES,
            (long long)na);
   o.order = (size_t)q;
   o.arc_nodes = (size_t)na;
@@ -72,7 +62,7 @@ static nnft_finite_opts check_opts(lua_State *L, int idx, const char *fname) {
 static nnft_mat *push_tuples(lua_State *L, size_t npts, size_t k, size_t *count,
                              const char *fname) {
   if (nnft_finite_ntuples(npts, k, count))
-    raisef(L, "%s: the number of %zu-tuples of %zu points overflows", fname, k, npts);
+    l_error(L, "%s: the number of %zu-tuples of %zu points overflows", fname, k, npts);
   return l_newmat(L, *count, k);
 }
 
@@ -94,7 +84,7 @@ static int l_moments(lua_State *L) {
   const char *fname = "nnft.finite.moments";
   lua_Integer n = luaL_checkinteger(L, 3);
   if (n < 1 || n > NNFT_FINITE_MAX_ORDER)
-    raisef(L, "%s: the order n must be between 1 and %d, got %lld", fname,
+    l_error(L, "%s: the order n must be between 1 and %d, got %lld", fname,
            NNFT_FINITE_MAX_ORDER, (long long)n);
   const nnft_arch *a = check_arch(L, 1, (size_t)n, fname);
   nnft_finite_opts o = check_opts(L, 4, fname);
@@ -150,16 +140,16 @@ static int l_freeprop(lua_State *L) {
   const char *fname = "nnft.freeprop";
   int scalar = lua_type(L, 1) == LUA_TNUMBER;
   if (lua_isnoneornil(L, 2) || !lua_istable(L, 2))
-    raisef(L, "%s: expected an options table {R=, m= [, d=1, power=1, space='position']} as "
+    l_error(L, "%s: expected an options table {R=, m= [, d=1, power=1, space='position']} as "
               "argument 2", fname);
   l_check_options(L, 2, fname, keys);
   nnft_freeprop_params p = nnft_freeprop_defaults();
   lua_Integer d = l_opt_integer(L, 2, "d", 1);
-  if (d < 1 || d > 3) raisef(L, "%s: d must be 1, 2 or 3, got %lld", fname, (long long)d);
+  if (d < 1 || d > 3) l_error(L, "%s: d must be 1, 2 or 3, got %lld", fname, (long long)d);
   lua_getfield(L, 2, "R");
   lua_getfield(L, 2, "m");
   if (lua_isnil(L, -2) || lua_isnil(L, -1))
-    raisef(L, "%s: the cutoff R= and the mass m= are required", fname);
+    l_error(L, "%s: the cutoff R= and the mass m= are required", fname);
   lua_pop(L, 2);
   p.d = (size_t)d;
   p.R = l_opt_number(L, 2, "R", 1.0);
@@ -169,7 +159,7 @@ static int l_freeprop(lua_State *L) {
   int momentum = l_opt_choice(L, 2, "space", "position", spaces);
   const char *why = NULL;
   if (nnft_freeprop_check(&p, &why))
-    raisef(L, "%s: %s (d=%zu, R=%g, m=%g, power=%g)", fname, why, p.d, p.R, p.m, p.power);
+    l_error(L, "%s: %s (d=%zu, R=%g, m=%g, power=%g)", fname, why, p.d, p.R, p.m, p.power);
   int pushed;
   const nnft_mat *r = l_tomat(L, 1, &pushed);
   const char *what = momentum ? "p" : "r";
@@ -177,15 +167,15 @@ static int l_freeprop(lua_State *L) {
     for (size_t i = 0; i < r->rows; i++) {
       double v = NNFT_AT(r, i, j);
       if (!isfinite(v))
-        raisef(L, "%s: %s contains NaN or Inf (element %zu, %zu)", fname, what, i + 1, j + 1);
+        l_error(L, "%s: %s contains NaN or Inf (element %zu, %zu)", fname, what, i + 1, j + 1);
       if (v < 0)
-        raisef(L, "%s: %s must be >= 0 (a distance |x - y| or a momentum |p|), got %g at "
+        l_error(L, "%s: %s must be >= 0 (a distance |x - y| or a momentum |p|), got %g at "
                   "element %zu, %zu", fname, what, v, i + 1, j + 1);
     }
   nnft_mat *out = l_newmat(L, r->rows, r->cols);
   nnft_status s = momentum ? nnft_freeprop_momentum(&p, r, out) : nnft_freeprop_position(&p, r, out);
   if (s == NNFT_ENOCONV)
-    raisef(L, "%s: the momentum integral did not converge (d=%zu, R=%g, m=%g); try a larger "
+    l_error(L, "%s: the momentum integral did not converge (d=%zu, R=%g, m=%g); try a larger "
               "epsrel=", fname, p.d, p.R, p.m);
   if (s) l_status_error(L, s, fname, NULL);
   if (scalar) lua_pushnumber(L, out->data[0]);

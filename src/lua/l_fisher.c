@@ -31,15 +31,6 @@ static void opts_table(lua_State *L, int idx) {
   }
 }
 
-static int raisef(lua_State *L, const char *fmt, ...) {
-  char buf[700];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  return luaL_error(L, "%s", buf);
-}
-
 static nnft_fisher *check_fisher(lua_State *L, int idx) {
   l_fisher *u = luaL_checkudata(L, idx, L_FISHER_NAME);
   if (!u->F.diag) luaL_argerror(L, idx, "Fisher metric has been released (closed)");
@@ -51,7 +42,7 @@ static nnft_mat *check_vec(lua_State *L, int idx, size_t P, const char *fname, c
   int pushed;
   nnft_mat *m = l_tomat(L, idx, &pushed);
   if (!((m->cols == 1 && m->rows == P) || (m->rows == 1 && m->cols == P)))
-    raisef(L, "%s: %s must have %zu entries (one per trainable parameter), got a %zu x %zu matrix",
+    l_error(L, "%s: %s must have %zu entries (one per trainable parameter), got a %zu x %zu matrix",
            fname, what, P, m->rows, m->cols);
   if (m->rows == 1 && m->cols > 1 && m->ld != 1 && P > 1) {
     /* a row view with ld > 1: copy to contiguous storage */
@@ -80,21 +71,21 @@ static int fisher_new(lua_State *L) {
   double damping = l_opt_number(L, 3, "damping", 0.0);
   double maxmem = l_opt_number(L, 3, "max_memory", DEFAULT_MAX_MEMORY);
   if (!(sigma > 0) || !isfinite(sigma))
-    raisef(L, "%s: sigma (the noise σ_ε) must be positive and finite, got %g", fname, sigma);
+    l_error(L, "%s: sigma (the noise σ_ε) must be positive and finite, got %g", fname, sigma);
   if (!(damping >= 0) || !isfinite(damping))
-    raisef(L, "%s: damping must be >= 0 and finite, got %g", fname, damping);
-  if (!(maxmem > 0)) raisef(L, "%s: max_memory must be a positive number of bytes", fname);
+    l_error(L, "%s: damping must be >= 0 and finite, got %g", fname, damping);
+  if (!(maxmem > 0)) l_error(L, "%s: max_memory must be a positive number of bytes", fname);
   if (X->cols != net->arch.d_in)
-    raisef(L, "%s: X has %zu columns but the network takes d_in = %zu inputs (rows of X are "
+    l_error(L, "%s: X has %zu columns but the network takes d_in = %zu inputs (rows of X are "
            "points)", fname, X->cols, net->arch.d_in);
-  if (X->rows == 0) raisef(L, "%s: X has no rows (need at least one Fisher input)", fname);
+  if (X->rows == 0) l_error(L, "%s: X has no rows (need at least one Fisher input)", fname);
   if (net->ntrain == 0)
-    raisef(L, "%s: the network has no trainable parameters (every layer is frozen)", fname);
+    l_error(L, "%s: the network has no trainable parameters (every layer is frozen)", fname);
   l_check_finite(L, X, fname, "X");
   size_t bytes = 0;
   nnft_status s = nnft_fisher_bytes(net, X->rows, (nnft_fisher_form)form, &bytes);
   if (s || (double)bytes > maxmem)
-    raisef(L, "%s: form='%s' needs %.3g GiB (n = %zu inputs, P = %zu trainable parameters), "
+    l_error(L, "%s: form='%s' needs %.3g GiB (n = %zu inputs, P = %zu trainable parameters), "
            "above max_memory = %.3g GiB; use form='gram' (n x n) or 'diag', fewer inputs, or "
            "raise max_memory=", fname, forms[form], s ? INFINITY : (double)bytes / 1073741824.0,
            X->rows, net->ntrain, maxmem / 1073741824.0);
@@ -104,7 +95,7 @@ static int fisher_new(lua_State *L) {
   s = nnft_fisher_compute(net, X, sigma, damping, (nnft_fisher_form)form, 0, &u->F);
   l_net_check_custom(L, 1, fname);
   if (s == NNFT_ENONFINITE)
-    return raisef(L, "%s: the network's parameters or its Jacobian contain NaN or Inf (diverged "
+    return l_error(L, "%s: the network's parameters or its Jacobian contain NaN or Inf (diverged "
                   "training?)", fname);
   if (s) return l_status_error(L, s, fname, NULL);
   return 1;
@@ -122,7 +113,7 @@ static int fisher_eigen(lua_State *L) {
   lua_Integer k = l_opt_integer(L, 2, "count", (lua_Integer)maxk);
   int vectors = l_opt_boolean(L, 2, "vectors", 1);
   if (k < 1 || (size_t)k > maxk)
-    raisef(L, "%s: count must be in 1 .. %zu (%s), got %lld", fname, maxk,
+    l_error(L, "%s: count must be in 1 .. %zu (%s), got %lld", fname, maxk,
            F->form == NNFT_FISHER_GRAM ? "the Gram form has at most min(n, P) non-zero modes"
                                        : "the number of trainable parameters",
            (long long)k);
@@ -152,7 +143,7 @@ static int fisher_diag(lua_State *L) {
 static int fisher_matrix(lua_State *L) {
   nnft_fisher *F = check_fisher(L, 1);
   if (F->form != NNFT_FISHER_DENSE)
-    return raisef(L, "Fisher:matrix: only the dense form holds the P x P matrix (this one is "
+    return l_error(L, "Fisher:matrix: only the dense form holds the P x P matrix (this one is "
                   "form='%s'); compute nnft.fisher(net, X, {form='dense'}) or use F:mvp(v)",
                   nnft_fisher_form_name(F->form));
   l_pushcopy(L, &F->dense);
@@ -255,13 +246,13 @@ static int fisher_kl(lua_State *L) {
   size_t k = m1->rows;
   if (m1->cols != 1 || m2->cols != 1 || m2->rows != k || S1->rows != k || S1->cols != k ||
       S2->rows != k || S2->cols != k)
-    return raisef(L, "%s: shapes do not conform: mu1 %zu x %zu, S1 %zu x %zu, mu2 %zu x %zu, "
+    return l_error(L, "%s: shapes do not conform: mu1 %zu x %zu, S1 %zu x %zu, mu2 %zu x %zu, "
                   "S2 %zu x %zu (want k x 1 means and k x k covariances)", fname, m1->rows,
                   m1->cols, S1->rows, S1->cols, m2->rows, m2->cols, S2->rows, S2->cols);
   double kl = 0;
   nnft_status s = nnft_fisher_kl(m1, S1, m2, S2, &kl);
   if (s == NNFT_ENOTPD)
-    return raisef(L, "%s: a covariance (S1 or S2) is not positive definite", fname);
+    return l_error(L, "%s: a covariance (S1 or S2) is not positive definite", fname);
   if (s) return l_status_error(L, s, fname, NULL);
   lua_pushnumber(L, kl);
   return 1;
@@ -272,16 +263,16 @@ static int fisher_gp(lua_State *L) {
   nnft_mat *C = l_checkmat(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   size_t n = C->rows, m = (size_t)lua_rawlen(L, 2);
-  if (C->cols != n) return raisef(L, "%s: C must be square, got %zu x %zu", fname, C->rows, C->cols);
-  if (m == 0) return raisef(L, "%s: dC_list is empty (give one n x n derivative per parameter)", fname);
+  if (C->cols != n) return l_error(L, "%s: C must be square, got %zu x %zu", fname, C->rows, C->cols);
+  if (m == 0) return l_error(L, "%s: dC_list is empty (give one n x n derivative per parameter)", fname);
   l_check_finite(L, C, fname, "C");
   const nnft_mat **dC = lua_newuserdatauv(L, m * sizeof *dC, 0);
   for (size_t i = 0; i < m; i++) {
     lua_rawgeti(L, 2, (lua_Integer)i + 1);
     nnft_mat *d = l_testmat(L, -1);
-    if (!d) return raisef(L, "%s: dC_list[%zu] is not an nnft.Mat", fname, i + 1);
+    if (!d) return l_error(L, "%s: dC_list[%zu] is not an nnft.Mat", fname, i + 1);
     if (d->rows != n || d->cols != n)
-      return raisef(L, "%s: dC_list[%zu] is %zu x %zu but C is %zu x %zu", fname, i + 1, d->rows,
+      return l_error(L, "%s: dC_list[%zu] is %zu x %zu but C is %zu x %zu", fname, i + 1, d->rows,
                     d->cols, n, n);
     l_check_finite(L, d, fname, "dC_list entry");
     dC[i] = d;
@@ -290,7 +281,7 @@ static int fisher_gp(lua_State *L) {
   nnft_mat *I = l_newmat(L, m, m);
   nnft_status s = nnft_fisher_gp(C, dC, m, I);
   if (s == NNFT_ENOTPD)
-    return raisef(L, "%s: C is not positive definite (add the noise σ² I to the kernel matrix)",
+    return l_error(L, "%s: C is not positive definite (add the noise σ² I to the kernel matrix)",
                   fname);
   if (s) return l_status_error(L, s, fname, NULL);
   return 1;
@@ -319,27 +310,27 @@ static void parse_shell_opts(lua_State *L, int idx, const char *fname, const nnf
   a->o.action = act == 3 ? NNFT_SHELL_MARGINALISE : (nnft_shell_action)act;
   a->o.strict = l_opt_boolean(L, idx, "strict", 1);
   lua_Integer seed = l_opt_integer(L, idx, "seed", 0);
-  if (seed < 0) raisef(L, "%s: seed must be an integer in 0 .. 2^63-1", fname);
+  if (seed < 0) l_error(L, "%s: seed must be an integer in 0 .. 2^63-1", fname);
   a->seed = (uint64_t)seed;
   a->prior_sd = l_opt_number(L, idx, "prior_sd", 0.0);
   lua_getfield(L, idx, "prior_sd");
   int has_sd = !lua_isnil(L, -1);
   lua_pop(L, 1);
   if (has_sd && !(a->prior_sd > 0 && isfinite(a->prior_sd)))
-    raisef(L, "%s: prior_sd must be positive and finite, got %g", fname, a->prior_sd);
+    l_error(L, "%s: prior_sd must be positive and finite, got %g", fname, a->prior_sd);
   a->o.data = l_opt_number(L, idx, "data", (double)F->n);
   if (!(a->o.data > 0) || !isfinite(a->o.data))
-    raisef(L, "%s: data (the number of data points T) must be positive, got %g", fname, a->o.data);
+    l_error(L, "%s: data (the number of data points T) must be positive, got %g", fname, a->o.data);
   if (a->o.action == NNFT_SHELL_MARGINALISE && a->o.basis == NNFT_SHELL_DIAG &&
       F->form == NNFT_FISHER_GRAM)
-    raisef(L, "%s: action='marginalise' in basis='diag' needs the metric's dense blocks; compute "
+    l_error(L, "%s: action='marginalise' in basis='diag' needs the metric's dense blocks; compute "
            "the Fisher with form='dense', 'block' or 'diag' (the Gram form has no P x P blocks)",
            fname);
 }
 
 static void check_cutoff(lua_State *L, double c, const char *fname) {
   if (!(c >= 0) || !isfinite(c))
-    raisef(L, "%s: the cutoff Λ must be a finite number >= 0 (in units of the per-example Fisher "
+    l_error(L, "%s: the cutoff Λ must be a finite number >= 0 (in units of the per-example Fisher "
            "with σ_ε), got %g", fname, c);
 }
 
@@ -377,12 +368,12 @@ static void build_problem(lua_State *L, nnft_net *net, const nnft_fisher *F, she
     int iso = 1;
     for (size_t i = 0; i < P; i++) iso &= sd[i] == sd[0] && mean[i] == 0.0;
     if (a->o.basis == NNFT_SHELL_EIGEN && !iso)
-      raisef(L, "%s: action='marginalise' in the eigenbasis needs an isotropic zero-mean prior; "
+      l_error(L, "%s: action='marginalise' in the eigenbasis needs an isotropic zero-mean prior; "
              "the network's trainable parameters have different prior sds or non-zero means: "
              "pass prior_sd=", fname);
     for (size_t i = 0; i < P; i++)
       if (!(sd[i] > 0))
-        raisef(L, "%s: parameter %zu has prior sd 0 (sigma_w or sigma_b = 0): pass prior_sd=",
+        l_error(L, "%s: parameter %zu has prior sd 0 (sigma_w or sigma_b = 0): pass prior_sd=",
                fname, i + 1);
   } else if (a->o.action == NNFT_SHELL_RESAMPLE) {
     for (size_t i = 0; i < P; i++)
@@ -428,7 +419,7 @@ static void push_net_with(lua_State *L, int nidx, const double *v, const char *f
 
 static void check_pair(lua_State *L, nnft_net *net, const nnft_fisher *F, const char *fname) {
   if (net->ntrain != F->P)
-    raisef(L, "%s: the Fisher metric has %zu parameters but the network has %zu trainable ones "
+    l_error(L, "%s: the Fisher metric has %zu parameters but the network has %zu trainable ones "
            "(compute the Fisher of this network)", fname, F->P, net->ntrain);
 }
 
@@ -467,19 +458,19 @@ static int shell_schedule(lua_State *L) {
   lua_settop(L, 4);
   check_pair(L, net, F, fname);
   size_t m = (size_t)lua_rawlen(L, 3);
-  if (m == 0) return raisef(L, "%s: the list of cutoffs is empty", fname);
+  if (m == 0) return l_error(L, "%s: the list of cutoffs is empty", fname);
   shell_args a;
   parse_shell_opts(L, 4, fname, F, &a);
   double *cuts = lua_newuserdatauv(L, m * sizeof(double), 0);
   for (size_t j = 0; j < m; j++) {
     lua_rawgeti(L, 3, (lua_Integer)j + 1);
     if (!lua_isnumber(L, -1))
-      return raisef(L, "%s: cutoff %zu is not a number", fname, j + 1);
+      return l_error(L, "%s: cutoff %zu is not a number", fname, j + 1);
     cuts[j] = lua_tonumber(L, -1);
     lua_pop(L, 1);
     check_cutoff(L, cuts[j], fname);
     if (j > 0 && cuts[j] < cuts[j - 1])
-      return raisef(L, "%s: cutoffs must be ascending (cutoff %zu = %g < cutoff %zu = %g): a "
+      return l_error(L, "%s: cutoffs must be ascending (cutoff %zu = %g < cutoff %zu = %g): a "
                     "schedule coarse-grains cumulatively", fname, j + 1, cuts[j], j, cuts[j - 1]);
   }
   nnft_shell_problem pb;

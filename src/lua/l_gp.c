@@ -26,16 +26,6 @@ typedef struct l_gp {
   size_t d;         /* columns of the training points (0 for a matrix GP) */
 } l_gp;
 
-/* luaL_error with C's printf formats. */
-static int raisef(lua_State *L, const char *fmt, ...) {
-  char buf[700];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  return luaL_error(L, "%s", buf);
-}
-
 static l_gp *check_gp(lua_State *L, int idx) {
   l_gp *u = luaL_checkudata(L, idx, L_GP_NAME);
   if (!u->gp.fitted) luaL_argerror(L, idx, "GP has been released (closed)");
@@ -76,48 +66,13 @@ static void check_custom(lua_State *L, int gp_idx, const char *fname) {
   lua_pop(L, 1);
 }
 
-/* The matrix at idx (Mat, number or table, converted in place), with a name for messages. */
-static nnft_mat *arg_mat(lua_State *L, int idx, const char *fname, const char *name) {
-  int pushed;
-  if (lua_isnoneornil(L, idx)) raisef(L, "%s: %s is required", fname, name);
-  if (!l_testmat(L, idx) && lua_type(L, idx) != LUA_TTABLE && lua_type(L, idx) != LUA_TNUMBER)
-    raisef(L, "%s: %s must be an nnft.Mat or a table of rows, got %s", fname, name,
-           luaL_typename(L, idx));
-  nnft_mat *m = l_tomat(L, idx, &pushed);
-  if (pushed) lua_replace(L, idx);
-  return m;
-}
-
-static void check_finite_named(lua_State *L, const nnft_mat *m, const char *fname,
-                               const char *name) {
-  for (size_t j = 0; j < m->cols; j++)
-    for (size_t i = 0; i < m->rows; i++)
-      if (!isfinite(NNFT_AT(m, i, j)))
-        raisef(L, "%s: %s contains NaN or Inf (row %zu, column %zu)", fname, name, i + 1, j + 1);
-}
-
-/* Points X at idx for kernel k: rows >= 1, columns matching the kernel's dimension, finite. */
-static nnft_mat *arg_points(lua_State *L, int idx, const nnft_kernel *k, const char *fname,
-                            const char *name) {
-  nnft_mat *X = arg_mat(L, idx, fname, name);
-  if (X->rows == 0 || X->cols == 0)
-    raisef(L, "%s: %s is %zu x %zu; rows are points and there must be at least one", fname, name,
-           X->rows, X->cols);
-  size_t dim = 0;
-  if (k && nnft_kernel_input_dim(k, &dim) == NNFT_OK && dim && X->cols != dim)
-    raisef(L, "%s: %s has %zu columns but the kernel takes points of dimension %zu (rows are "
-              "points)", fname, name, X->cols, dim);
-  check_finite_named(L, X, fname, name);
-  return X;
-}
-
 /* Targets y at idx: n rows, finite. */
 static nnft_mat *arg_targets(lua_State *L, int idx, size_t n, const char *fname) {
-  nnft_mat *y = arg_mat(L, idx, fname, "y");
+  nnft_mat *y = l_argmat(L, idx, fname, "y");
   if (y->rows != n || y->cols == 0)
-    raisef(L, "%s: y is %zu x %zu but there are %zu training points (one row per point, one "
+    l_error(L, "%s: y is %zu x %zu but there are %zu training points (one row per point, one "
               "column per output)", fname, y->rows, y->cols, n);
-  check_finite_named(L, y, fname, "y");
+  l_check_finite(L, y, fname, "y");
   return y;
 }
 
@@ -125,9 +80,9 @@ static nnft_mat *arg_targets(lua_State *L, int idx, size_t n, const char *fname)
 static void raise_alloc(lua_State *L, nnft_status s, size_t n, const char *fname) {
   double gib = (double)n * (double)n * 8.0 / 1073741824.0;
   if (s == NNFT_ENOMEM)
-    raisef(L, "%s: cannot allocate the %zu x %zu kernel matrix (%.3g GiB): out of memory", fname,
+    l_error(L, "%s: cannot allocate the %zu x %zu kernel matrix (%.3g GiB): out of memory", fname,
            n, n, gib);
-  raisef(L, "%s: cannot allocate the %zu x %zu kernel matrix (%.3g GiB): larger than this "
+  l_error(L, "%s: cannot allocate the %zu x %zu kernel matrix (%.3g GiB): larger than this "
             "machine's memory (%.3g GiB)", fname, n, n, gib,
          (double)nnft_mat_max_bytes() / 1073741824.0);
 }
@@ -136,18 +91,18 @@ static int raise_kernel_status(lua_State *L, nnft_status s, const nnft_kernel *k
                                const char *fname) {
   const char *why = NULL;
   if (s == NNFT_EDOM && nnft_kernel_check_why(k, &why) && why)
-    return raisef(L, "%s: %s", fname, why);
+    return l_error(L, "%s: %s", fname, why);
   if (s == NNFT_ENONFINITE)
-    return raisef(L, "%s: the kernel produced NaN or Inf (overflow?)", fname);
+    return l_error(L, "%s: the kernel produced NaN or Inf (overflow?)", fname);
   return l_status_error(L, s, fname, "evaluating the kernel matrix");
 }
 
 static int raise_fit(lua_State *L, nnft_status s, const nnft_linalg_diag *d, const char *fname) {
   if (s == NNFT_EINTR) return l_status_error(L, s, fname, NULL);
   if (s == NNFT_ENOTPD)
-    return raisef(L, "%s: %s; increase noise= or check the inputs (duplicate points need "
+    return l_error(L, "%s: %s; increase noise= or check the inputs (duplicate points need "
                      "noise > 0)", fname, d->msg);
-  if (d->msg[0]) return raisef(L, "%s: %s", fname, d->msg);
+  if (d->msg[0]) return l_error(L, "%s: %s", fname, d->msg);
   return l_status_error(L, s, fname, NULL);
 }
 
@@ -157,7 +112,7 @@ static const char *const FIT_KEYS[] = {"noise", "jitter", "max_tries", NULL};
 static double opt_noise(lua_State *L, int idx, const char *fname, double def) {
   double noise = l_opt_number(L, idx, "noise", def);
   if (!isfinite(noise) || noise < 0.0)
-    raisef(L, "%s: noise (the variance σ² added to the diagonal) must be finite and >= 0, got %g",
+    l_error(L, "%s: noise (the variance σ² added to the diagonal) must be finite and >= 0, got %g",
            fname, noise);
   return noise;
 }
@@ -166,7 +121,7 @@ static nnft_gp_opts fit_opts(lua_State *L, int idx, const char *fname) {
   nnft_gp_opts o = nnft_gp_defaults();
   o.jitter = l_opt_boolean(L, idx, "jitter", 1);
   lua_Integer t = l_opt_integer(L, idx, "max_tries", o.max_tries);
-  if (t < 1 || t > 30) raisef(L, "%s: max_tries must be between 1 and 30, got %lld", fname,
+  if (t < 1 || t > 30) l_error(L, "%s: max_tries must be between 1 and 30, got %lld", fname,
                               (long long)t);
   o.max_tries = (int)t;
   return o;
@@ -192,12 +147,12 @@ static void fit_kernel(lua_State *L, int gp_idx, const nnft_mat *X, const nnft_m
 static int gp_fit(lua_State *L) {
   const char *fname = "nnft.gp.fit";
   if (!luaL_testudata(L, 1, L_KERNEL_NAME))
-    raisef(L, "%s: the first argument must be an nnft.Kernel (nnft.kernel.rbf{...}, "
+    l_error(L, "%s: the first argument must be an nnft.Kernel (nnft.kernel.rbf{...}, "
               "arch:kernel(), ...), got %s; for a kernel matrix use nnft.gp.fit_matrix", fname,
            luaL_typename(L, 1));
   const nnft_kernel *k = l_checkkernel(L, 1);
   l_check_options(L, 4, fname, FIT_KEYS);
-  const nnft_mat *X = arg_points(L, 2, k, fname, "X");
+  const nnft_mat *X = l_argpoints(L, 2, k, fname, "X");
   const nnft_mat *y = arg_targets(L, 3, X->rows, fname);
   double noise = opt_noise(L, 4, fname, 0.0);
   nnft_gp_opts o = fit_opts(L, 4, fname);
@@ -217,11 +172,11 @@ static int gp_fit(lua_State *L) {
 static int gp_fit_matrix(lua_State *L) {
   const char *fname = "nnft.gp.fit_matrix";
   l_check_options(L, 3, fname, FIT_KEYS);
-  const nnft_mat *K = arg_mat(L, 1, fname, "K");
+  const nnft_mat *K = l_argmat(L, 1, fname, "K");
   if (K->rows != K->cols || K->rows == 0)
-    raisef(L, "%s: K must be a square n x n kernel matrix with n >= 1, got %zu x %zu", fname,
+    l_error(L, "%s: K must be a square n x n kernel matrix with n >= 1, got %zu x %zu", fname,
            K->rows, K->cols);
-  check_finite_named(L, K, fname, "K");
+  l_check_finite(L, K, fname, "K");
   const nnft_mat *y = arg_targets(L, 2, K->rows, fname);
   double noise = opt_noise(L, 3, fname, 0.0);
   nnft_gp_opts o = fit_opts(L, 3, fname);
@@ -240,16 +195,16 @@ static int gp_predict(lua_State *L) {
   const char *fname = "nnft.GP:predict";
   l_gp *u = check_gp(L, 1);
   if (u->bind == BIND_NONE)
-    raisef(L, "%s: this GP was fitted on a kernel matrix (nnft.gp.fit_matrix); use "
+    l_error(L, "%s: this GP was fitted on a kernel matrix (nnft.gp.fit_matrix); use "
               "gp:predict_matrix(K(Xs, X) [, Kss])", fname);
   l_check_options(L, 3, fname, keys);
-  const nnft_mat *Xs = arg_points(L, 2, &u->kern, fname, "Xs");
+  const nnft_mat *Xs = l_argpoints(L, 2, &u->kern, fname, "Xs");
   if (Xs->cols != u->d)
-    raisef(L, "%s: Xs has %zu columns but the training points have %zu (rows are points)", fname,
+    l_error(L, "%s: Xs has %zu columns but the training points have %zu (rows are points)", fname,
            Xs->cols, u->d);
   int want_var = l_opt_boolean(L, 3, "var", 0), want_cov = l_opt_boolean(L, 3, "cov", 0);
   if (want_var && want_cov)
-    raisef(L, "%s: ask for var=true or cov=true, not both (the variance is cov's diagonal)", fname);
+    l_error(L, "%s: ask for var=true or cov=true, not both (the variance is cov's diagonal)", fname);
   size_t m = Xs->rows;
   lua_getiuservalue(L, 1, 2);
   const nnft_mat *X = l_checkmat(L, -1);
@@ -260,7 +215,7 @@ static int gp_predict(lua_State *L) {
   nnft_status s = nnft_gp_predict_kernel(&u->gp, &u->kern, X, Xs, mean, var, cov);
   check_custom(L, 1, fname);
   if (s == NNFT_ENOMEM)
-    raisef(L, "%s: out of memory for the kernel blocks (%zu new points x %zu training points)",
+    l_error(L, "%s: out of memory for the kernel blocks (%zu new points x %zu training points)",
            fname, m, u->gp.n);
   if (s) raise_kernel_status(L, s, &u->kern, fname);
   return want_var || want_cov ? 2 : 1;
@@ -270,20 +225,20 @@ static int gp_predict(lua_State *L) {
 static int gp_predict_matrix(lua_State *L) {
   const char *fname = "nnft.GP:predict_matrix";
   l_gp *u = check_gp(L, 1);
-  const nnft_mat *Ks = arg_mat(L, 2, fname, "Ks");
+  const nnft_mat *Ks = l_argmat(L, 2, fname, "Ks");
   if (Ks->cols != u->gp.n)
-    raisef(L, "%s: Ks = K(Xs, X) must have one column per training point (%zu), got %zu x %zu",
+    l_error(L, "%s: Ks = K(Xs, X) must have one column per training point (%zu), got %zu x %zu",
            fname, u->gp.n, Ks->rows, Ks->cols);
-  check_finite_named(L, Ks, fname, "Ks");
+  l_check_finite(L, Ks, fname, "Ks");
   size_t m = Ks->rows;
   const nnft_mat *Kss = NULL;
   if (!lua_isnoneornil(L, 3)) {
-    Kss = arg_mat(L, 3, fname, "Kss");
+    Kss = l_argmat(L, 3, fname, "Kss");
     if (Kss->rows != m || (Kss->cols != 1 && Kss->cols != m))
-      raisef(L, "%s: Kss must be %zu x 1 (the prior variances k(x*, x*): gives the posterior "
+      l_error(L, "%s: Kss must be %zu x 1 (the prior variances k(x*, x*): gives the posterior "
                 "variance) or %zu x %zu (K(Xs, Xs): gives the covariance), got %zu x %zu", fname,
              m, m, m, Kss->rows, Kss->cols);
-    check_finite_named(L, Kss, fname, "Kss");
+    l_check_finite(L, Kss, fname, "Kss");
   }
   nnft_mat *mean = l_newmat(L, m, u->gp.k);
   nnft_status s = nnft_gp_mean(&u->gp, Ks, mean);
@@ -505,7 +460,7 @@ static size_t read_params(lua_State *L, int opts, int kind, const nnft_kernel *b
         while (lua_next(L, -2)) {
           lua_pop(L, 1);
           if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "noise") != 0) {
-            if (p >= MAX_PARAMS) raisef(L, "%s: at most %d parameters", fname, MAX_PARAMS);
+            if (p >= MAX_PARAMS) l_error(L, "%s: at most %d parameters", fname, MAX_PARAMS);
             lua_pushvalue(L, -1);
             lua_rawseti(L, *names_idx, (lua_Integer)++p);
           }
@@ -536,7 +491,7 @@ static size_t read_params(lua_State *L, int opts, int kind, const nnft_kernel *b
     return p;
   }
   if (t != LUA_TTABLE)
-    raisef(L, "%s: params must be a list of names such as {\"noise\", \"sigma_w\"}, got %s", fname,
+    l_error(L, "%s: params must be a list of names such as {\"noise\", \"sigma_w\"}, got %s", fname,
            luaL_typename(L, -1));
   int pt = lua_gettop(L);
   lua_Integer len = (lua_Integer)lua_rawlen(L, pt);
@@ -544,13 +499,13 @@ static size_t read_params(lua_State *L, int opts, int kind, const nnft_kernel *b
   for (lua_Integer i = 1; i <= len; i++) {
     lua_rawgeti(L, pt, i);
     if (lua_type(L, -1) != LUA_TSTRING)
-      raisef(L, "%s: params[%lld] must be a parameter name, got %s", fname, (long long)i,
+      l_error(L, "%s: params[%lld] must be a parameter name, got %s", fname, (long long)i,
              luaL_typename(L, -1));
     const char *name = lua_tostring(L, -1);
     for (lua_Integer j = 1; j < i; j++) {
       lua_rawgeti(L, pt, j);
       if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), name) == 0)
-        raisef(L, "%s: parameter '%s' is listed twice in params", fname, name);
+        l_error(L, "%s: parameter '%s' is listed twice in params", fname, name);
       lua_pop(L, 1);
     }
     if (strcmp(name, "noise") == 0) {
@@ -558,7 +513,7 @@ static size_t read_params(lua_State *L, int opts, int kind, const nnft_kernel *b
       lua_pop(L, 1);
       continue;
     }
-    if (p >= MAX_PARAMS) raisef(L, "%s: at most %d parameters", fname, MAX_PARAMS);
+    if (p >= MAX_PARAMS) l_error(L, "%s: at most %d parameters", fname, MAX_PARAMS);
     if (kind != B_FUNCTION) {
       int id = param_id(name);
       if (id < 0 || !(mask & (1u << id))) {
@@ -571,7 +526,7 @@ static size_t read_params(lua_State *L, int opts, int kind, const nnft_kernel *b
             luaL_addstring(&b, PARAM_NAMES[q]);
           }
         luaL_pushresult(&b);
-        raisef(L, "%s: unknown parameter '%s' for this %s (allowed: %s)", fname, name,
+        l_error(L, "%s: unknown parameter '%s' for this %s (allowed: %s)", fname, name,
                kind == B_ARCH ? "architecture" : "kernel", lua_tostring(L, -1));
       }
       which[p] = id;
@@ -588,17 +543,17 @@ static double start_value(lua_State *L, int opts, const char *name, double def,
   double v = def;
   if (lua_istable(L, opts) && lua_getfield(L, opts, "start") != LUA_TNIL) {
     if (!lua_istable(L, -1))
-      raisef(L, "%s: start must be a table {name = value}, got %s", fname, luaL_typename(L, -1));
+      l_error(L, "%s: start must be a table {name = value}, got %s", fname, luaL_typename(L, -1));
     if (lua_getfield(L, -1, name) != LUA_TNIL) {
       if (lua_type(L, -1) != LUA_TNUMBER)
-        raisef(L, "%s: start.%s must be a number, got %s", fname, name, luaL_typename(L, -1));
+        l_error(L, "%s: start.%s must be a number, got %s", fname, name, luaL_typename(L, -1));
       v = lua_tonumber(L, -1);
     }
     lua_pop(L, 1);
   }
   if (lua_istable(L, opts)) lua_pop(L, 1);
   if (isnan(v))
-    raisef(L, "%s: start.%s is required (the builder function's parameters have no default)",
+    l_error(L, "%s: start.%s is required (the builder function's parameters have no default)",
            fname, name);
   return v;
 }
@@ -623,11 +578,11 @@ static int gp_optimize(lua_State *L) {
     int ntk = l_opt_choice(L, 4, "kernel", "nngp", kinds);
     lua_Integer q = l_opt_integer(L, 4, "quad_order", 0);
     if (q != 0 && (q < 2 || q > NNFT_NNGP_QUAD_MAX))
-      raisef(L, "%s: quad_order must be between 2 and %d, got %lld", fname, NNFT_NNGP_QUAD_MAX,
+      l_error(L, "%s: quad_order must be between 2 and %d, got %lld", fname, NNFT_NNGP_QUAD_MAX,
              (long long)q);
     c.base = nnft_kernel_nngp(a, ntk, (int)q);
     const char *why = NULL;
-    if (nnft_kernel_check_why(&c.base, &why)) raisef(L, "%s: %s", fname, why ? why : "bad arch");
+    if (nnft_kernel_check_why(&c.base, &why)) l_error(L, "%s: %s", fname, why ? why : "bad arch");
     kcheck = &c.base;
   } else if (luaL_testudata(L, 1, L_KERNEL_NAME)) {
     c.kind = B_KERNEL;
@@ -637,17 +592,17 @@ static int gp_optimize(lua_State *L) {
       lua_getfield(L, 4, "kernel");
       lua_getfield(L, 4, "quad_order");
       if (!lua_isnil(L, -1) || !lua_isnil(L, -2))
-        raisef(L, "%s: kernel= and quad_order= apply to an architecture builder only", fname);
+        l_error(L, "%s: kernel= and quad_order= apply to an architecture builder only", fname);
       lua_pop(L, 2);
     }
   } else if (lua_isfunction(L, 1)) {
     c.kind = B_FUNCTION;
     c.fn_idx = 1;
   } else {
-    return raisef(L, "%s: the builder must be an nnft.Arch, an nnft.Kernel or a function "
+    return l_error(L, "%s: the builder must be an nnft.Arch, an nnft.Kernel or a function "
                      "(params) -> Kernel, got %s", fname, luaL_typename(L, 1));
   }
-  const nnft_mat *X = arg_points(L, 2, kcheck, fname, "X");
+  const nnft_mat *X = l_argpoints(L, 2, kcheck, fname, "X");
   const nnft_mat *y = arg_targets(L, 3, X->rows, fname);
   c.X = X;
   const size_t n = X->rows;
@@ -662,7 +617,7 @@ static int gp_optimize(lua_State *L) {
         const nnft_layer *ly = &c.base.arch.layer[l];
         double v = id == P_SIGMA_W ? ly->sigma_w : ly->sigma_b;
         if ((id == P_SIGMA_W || ly->has_bias) && v != v0)
-          raisef(L, "%s: the layers of this architecture have different %s (%g and %g); "
+          l_error(L, "%s: the layers of this architecture have different %s (%g and %g); "
                     "optimising one shared %s would overwrite them — use a builder function",
                  fname, PARAM_NAMES[id], v0, v, PARAM_NAMES[id]);
       }
@@ -679,7 +634,7 @@ static int gp_optimize(lua_State *L) {
         lua_pop(L, 1);
       }
       if (!known)
-        raisef(L, "%s: start.%s is not one of the parameters being optimised (params=)", fname,
+        l_error(L, "%s: start.%s is not one of the parameters being optimised (params=)", fname,
                luaL_tolstring(L, -1, NULL));
     }
   }
@@ -707,7 +662,7 @@ static int gp_optimize(lua_State *L) {
     double def = c.kind == B_FUNCTION ? NAN : kernel_param_get(&c.base, c.which[j]);
     params[1 + j] = start_value(L, 4, name, def, fname);
     if (!isfinite(params[1 + j]) || params[1 + j] <= 0.0)
-      raisef(L, "%s: the start value of %s must be positive (parameters are optimised on a log "
+      l_error(L, "%s: the start value of %s must be positive (parameters are optimised on a log "
                 "scale), got %g%s", fname, name, params[1 + j],
              c.kind != B_FUNCTION && params[1 + j] == 0.0 ? "; leave it out of params= to keep it "
                                                            "at 0, or give start= a positive value"
@@ -715,16 +670,16 @@ static int gp_optimize(lua_State *L) {
     lua_pop(L, 1);
   }
   if (fit_noise && !(params[0] > 0.0))
-    raisef(L, "%s: the start value of noise must be positive (optimised on a log scale), got %g",
+    l_error(L, "%s: the start value of noise must be positive (optimised on a log scale), got %g",
            fname, params[0]);
   if (!isfinite(params[0]) || params[0] < 0.0)
-    raisef(L, "%s: noise must be finite and >= 0, got %g", fname, params[0]);
+    l_error(L, "%s: noise must be finite and >= 0, got %g", fname, params[0]);
 
   nnft_gp_optimize_opts o = nnft_gp_optimize_defaults();
   o.fit_noise = fit_noise;
   o.method = (nnft_gp_method)l_opt_choice(L, 4, "method", "bfgs", methods);
   lua_Integer mi = l_opt_integer(L, 4, "max_iter", o.max_iter);
-  if (mi < 0 || mi > 1000000) raisef(L, "%s: max_iter must be between 0 and 1e6, got %lld", fname,
+  if (mi < 0 || mi > 1000000) l_error(L, "%s: max_iter must be between 0 and 1e6, got %lld", fname,
                                      (long long)mi);
   o.max_iter = (int)mi;
   o.gtol = l_opt_number(L, 4, "gtol", o.gtol);
@@ -733,7 +688,7 @@ static int gp_optimize(lua_State *L) {
   o.fd_step = l_opt_number(L, 4, "fd_step", o.fd_step);
   if (!(o.gtol > 0.0) || !(o.xtol > 0.0) || !(o.step > 0.0) || !isfinite(o.step) ||
       !(o.fd_step > 0.0 && o.fd_step < 1.0))
-    raisef(L, "%s: gtol, xtol and step must be positive and fd_step in (0, 1)", fname);
+    l_error(L, "%s: gtol, xtol and step must be positive and fd_step in (0, 1)", fname);
   o.fit = fit_opts(L, 4, fname);
 
   /* the result GP is allocated before the search: Lua owns it whatever happens */
@@ -749,16 +704,16 @@ static int gp_optimize(lua_State *L) {
   if (c.kind == B_KERNEL) l_kernel_check_custom(L, 1, fname);
   if (c.errors) {
     const char *msg = lua_tostring(L, -1);
-    return raisef(L, "%s: the builder failed: %s", fname, msg ? msg : "(error object)");
+    return l_error(L, "%s: the builder failed: %s", fname, msg ? msg : "(error object)");
   }
   lua_settop(L, top);
   if (s == NNFT_EINTR) return l_status_error(L, s, fname, NULL);
   if (s == NNFT_ENOTPD)
-    return raisef(L, "%s: at noise %g: %s; restrict the parameters or start elsewhere", fname,
+    return l_error(L, "%s: at noise %g: %s; restrict the parameters or start elsewhere", fname,
                   params[0], d.msg);
   if (s == NNFT_ENOMEM || s == NNFT_EOVERFLOW) raise_alloc(L, s, n, fname);
   if (s && c.kind != B_FUNCTION) raise_kernel_status(L, s, &c.base, fname);
-  if (s) return raisef(L, "%s: %s", fname, d.msg[0] ? d.msg : nnft_strerror(s));
+  if (s) return l_error(L, "%s: %s", fname, d.msg[0] ? d.msg : nnft_strerror(s));
 
   /* result table */
   lua_createtable(L, 0, 8);
@@ -809,7 +764,7 @@ static int gp_optimize(lua_State *L) {
     } else {
       const nnft_mat *K = l_testmat(L, r);
       if (!K || K->rows != n || K->cols != n)
-        return raisef(L, "%s: the builder returned something else at the optimum", fname);
+        return l_error(L, "%s: the builder returned something else at the optimum", fname);
       nnft_status s2 = nnft_gp_alloc(n, y->cols, &u->gp);
       if (s2) raise_alloc(L, s2, n, fname);
       s2 = nnft_gp_fit(K, y, params[0], &o.fit, &u->gp, &d);

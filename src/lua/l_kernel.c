@@ -23,16 +23,6 @@ typedef struct l_kernel {
   nnft_kernel k;
 } l_kernel;
 
-/* luaL_error with C's printf formats (%zu, %g), which lua_pushfstring lacks. */
-static int raisef(lua_State *L, const char *fmt, ...) {
-  char buf[700];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  return luaL_error(L, "%s", buf);
-}
-
 static l_kernel *test_lkernel(lua_State *L, int idx) {
   return luaL_testudata(L, idx, L_KERNEL_NAME);
 }
@@ -93,7 +83,7 @@ static l_kernel *push_kernel(lua_State *L, const nnft_kernel *k) {
 /* Check a freshly built node and raise with its reason. */
 static void check_node(lua_State *L, const nnft_kernel *k, const char *fname) {
   const char *why = NULL;
-  if (nnft_kernel_check_why(k, &why)) raisef(L, "%s: %s", fname, why ? why : "invalid kernel");
+  if (nnft_kernel_check_why(k, &why)) l_error(L, "%s: %s", fname, why ? why : "invalid kernel");
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -103,7 +93,7 @@ static void check_node(lua_State *L, const nnft_kernel *k, const char *fname) {
 static void opts_table(lua_State *L, int idx, const char *fname, const char *const keys[],
                        const char *usage) {
   if (!lua_isnoneornil(L, idx) && !lua_istable(L, idx))
-    raisef(L, "%s: expected an options table %s, got %s", fname, usage, luaL_typename(L, idx));
+    l_error(L, "%s: expected an options table %s, got %s", fname, usage, luaL_typename(L, idx));
   l_check_options(L, idx, fname, keys);
 }
 
@@ -133,7 +123,7 @@ static int k_matern(lua_State *L) {
   opts_table(L, 1, fname, keys, "{nu=, lengthscale=, variance=}");
   double nu = l_opt_number(L, 1, "nu", 1.5);
   if (nu != 0.5 && nu != 1.5 && nu != 2.5)
-    raisef(L, "%s: nu must be 0.5, 1.5 or 2.5 (the closed forms), got %g", fname, nu);
+    l_error(L, "%s: nu must be 0.5, 1.5 or 2.5 (the closed forms), got %g", fname, nu);
   nnft_kernel k = nnft_kernel_matern(nu, l_opt_number(L, 1, "lengthscale", 1.0),
                                      l_opt_number(L, 1, "variance", 1.0));
   check_node(L, &k, fname);
@@ -148,7 +138,7 @@ static int k_poly(lua_State *L) {
   opts_table(L, 1, fname, keys, "{degree=, offset=, variance=}");
   double deg = l_opt_number(L, 1, "degree", 2.0);
   if (!(deg >= 0 && deg <= 64 && deg == floor(deg)))
-    raisef(L, "%s: degree must be an integer between 0 and 64, got %g", fname, deg);
+    l_error(L, "%s: degree must be an integer between 0 and 64, got %g", fname, deg);
   nnft_kernel k = nnft_kernel_poly(deg, l_opt_number(L, 1, "offset", 1.0),
                                    l_opt_number(L, 1, "variance", 1.0));
   check_node(L, &k, fname);
@@ -161,18 +151,18 @@ static int k_freeprop(lua_State *L) {
   static const char *const keys[] = {"d", "R", "m", NULL};
   const char *fname = "nnft.kernel.freeprop";
   if (!lua_istable(L, 1))
-    raisef(L, "%s: expected an options table {R=, m= [, d=1]}, got %s", fname,
+    l_error(L, "%s: expected an options table {R=, m= [, d=1]}, got %s", fname,
            luaL_typename(L, 1));
   l_check_options(L, 1, fname, keys);
   if (!opt_present(L, 1, "R") || !opt_present(L, 1, "m"))
-    raisef(L, "%s: the cutoff R= and the mass m= are required", fname);
+    l_error(L, "%s: the cutoff R= and the mass m= are required", fname);
   lua_Integer d = l_opt_integer(L, 1, "d", 1);
-  if (d < 1 || d > 3) raisef(L, "%s: d must be 1, 2 or 3, got %lld", fname, (long long)d);
+  if (d < 1 || d > 3) l_error(L, "%s: d must be 1, 2 or 3, got %lld", fname, (long long)d);
   nnft_kernel k = nnft_kernel_freeprop((size_t)d, l_opt_number(L, 1, "R", 1.0),
                                        l_opt_number(L, 1, "m", 1.0));
   const char *why = NULL;
   if (nnft_kernel_check_why(&k, &why))
-    raisef(L, "%s: %s (d=%zu, R=%g, m=%g)", fname, why, k.dim, k.radius, k.mass);
+    l_error(L, "%s: %s (d=%zu, R=%g, m=%g)", fname, why, k.dim, k.radius, k.mass);
   push_kernel(L, &k);
   return 1;
 }
@@ -186,7 +176,7 @@ static int make_arch_kernel(lua_State *L, int ntk, const char *fname) {
   if (!ntk) ntk = l_opt_boolean(L, 2, "ntk", 0);
   lua_Integer q = l_opt_integer(L, 2, "quad_order", 0);
   if (q != 0 && (q < 2 || q > NNFT_NNGP_QUAD_MAX))
-    raisef(L, "%s: quad_order (Gauss-Hermite nodes per dimension) must be between 2 and %d, "
+    l_error(L, "%s: quad_order (Gauss-Hermite nodes per dimension) must be between 2 and %d, "
               "got %lld", fname, NNFT_NNGP_QUAD_MAX, (long long)q);
   nnft_kernel k = nnft_kernel_nngp(a, ntk, (int)q);
   check_node(L, &k, fname);
@@ -209,21 +199,21 @@ static int combine(lua_State *L, nnft_kernel_type t, const char *fname) {
   if (t == NNFT_KERNEL_SUM && (!a || !b)) {
     int bad = a ? 2 : 1;
     if (lua_type(L, bad) == LUA_TNUMBER)
-      raisef(L, "%s: cannot add a number to a kernel; a constant kernel c is "
+      l_error(L, "%s: cannot add a number to a kernel; a constant kernel c is "
                 "nnft.kernel.poly{degree=0, variance=c}", fname);
-    raisef(L, "%s: cannot add a %s to a kernel", fname, luaL_typename(L, bad));
+    l_error(L, "%s: cannot add a %s to a kernel", fname, luaL_typename(L, bad));
   }
   if (t == NNFT_KERNEL_PROD && (!a || !b)) {
     int kidx = a ? 1 : 2, cidx = a ? 2 : 1;
     if (!test_lkernel(L, kidx) || lua_type(L, cidx) != LUA_TNUMBER)
-      raisef(L, "%s: a kernel can be multiplied by a kernel or a number, not a %s", fname,
+      l_error(L, "%s: a kernel can be multiplied by a kernel or a number, not a %s", fname,
              luaL_typename(L, a ? 2 : 1));
     double c = lua_tonumber(L, cidx);
-    if (!isfinite(c)) raisef(L, "%s: the scale factor must be finite, got %g", fname, c);
+    if (!isfinite(c)) l_error(L, "%s: the scale factor must be finite, got %g", fname, c);
     l_kernel *child = test_lkernel(L, kidx);
     nnft_kernel k = nnft_kernel_scale(c, &child->k);
     if (nnft_kernel_depth(&k) > NNFT_KERNEL_MAX_DEPTH)
-      raisef(L, "%s: kernel tree too deep (more than %d nested sums, products and scalings)",
+      l_error(L, "%s: kernel tree too deep (more than %d nested sums, products and scalings)",
              fname, NNFT_KERNEL_MAX_DEPTH);
     push_kernel(L, &k);
     lua_pushvalue(L, kidx);
@@ -233,13 +223,13 @@ static int combine(lua_State *L, nnft_kernel_type t, const char *fname) {
   nnft_kernel k = t == NNFT_KERNEL_SUM ? nnft_kernel_sum(&a->k, &b->k)
                                        : nnft_kernel_prod(&a->k, &b->k);
   if (nnft_kernel_depth(&k) > NNFT_KERNEL_MAX_DEPTH)
-    raisef(L, "%s: kernel tree too deep (more than %d nested sums, products and scalings)",
+    l_error(L, "%s: kernel tree too deep (more than %d nested sums, products and scalings)",
            fname, NNFT_KERNEL_MAX_DEPTH);
   size_t da, db;
   if (nnft_kernel_input_dim(&k, &da) == NNFT_EDIM) {
     nnft_kernel_input_dim(&a->k, &da);
     nnft_kernel_input_dim(&b->k, &db);
-    raisef(L, "%s: the kernels take inputs of different dimensions (%zu and %zu)", fname, da, db);
+    l_error(L, "%s: the kernels take inputs of different dimensions (%zu and %zu)", fname, da, db);
   }
   push_kernel(L, &k);
   lua_pushvalue(L, 1);
@@ -442,14 +432,14 @@ static const nnft_mat *check_points(lua_State *L, int idx, const nnft_kernel *k,
   if (pushed) lua_replace(L, idx); /* keep the converted Mat in the argument's slot */
   size_t dim = 0;
   nnft_kernel_input_dim(k, &dim);
-  if (X->cols == 0) raisef(L, "%s: %s has no columns (rows are points)", fname, name);
+  if (X->cols == 0) l_error(L, "%s: %s has no columns (rows are points)", fname, name);
   if (dim && X->cols != dim)
-    raisef(L, "%s: %s has %zu columns but the kernel takes points of dimension %zu (rows are "
+    l_error(L, "%s: %s has %zu columns but the kernel takes points of dimension %zu (rows are "
               "points)", fname, name, X->cols, dim);
   for (size_t j = 0; j < X->cols; j++)
     for (size_t i = 0; i < X->rows; i++)
       if (!isfinite(NNFT_AT(X, i, j)))
-        raisef(L, "%s: %s contains NaN or Inf (row %zu, column %zu)", fname, name, i + 1, j + 1);
+        l_error(L, "%s: %s contains NaN or Inf (row %zu, column %zu)", fname, name, i + 1, j + 1);
   return X;
 }
 
@@ -463,9 +453,9 @@ static int nngp_unavailable(const nnft_kernel *k) {
 static int raise_status(lua_State *L, nnft_status s, const nnft_kernel *k, const char *fname) {
   if (s == NNFT_EDOM) {
     const char *why = NULL;
-    if (nnft_kernel_check_why(k, &why)) return raisef(L, "%s: %s", fname, why);
+    if (nnft_kernel_check_why(k, &why)) return l_error(L, "%s: %s", fname, why);
     if (nngp_unavailable(k))
-      return raisef(L, "%s: the NNGP/NTK kernels of an architecture are not available in this "
+      return l_error(L, "%s: the NNGP/NTK kernels of an architecture are not available in this "
                        "build", fname);
   }
   if (s == NNFT_ENOCONV)
@@ -480,7 +470,7 @@ static void check_fits(lua_State *L, const nnft_kernel *k, size_t n, size_t m, c
   double gib = (double)n * (double)m * 8.0 / 1073741824.0;
   double mem = (double)nnft_mat_max_bytes() / 1073741824.0;
   if (nnft_kernel_bytes(k, n, m, &bytes) || bytes > nnft_mat_max_bytes())
-    raisef(L, "%s: a %zu x %zu kernel matrix needs %.3g GiB, more than this machine's memory "
+    l_error(L, "%s: a %zu x %zu kernel matrix needs %.3g GiB, more than this machine's memory "
               "(%.3g GiB); use fewer points, or evaluate blocks K:matrix(X1, X2) of rows",
            fname, n, m, gib, mem);
 }
@@ -491,7 +481,7 @@ static int eval_matrix(lua_State *L, const nnft_kernel *k, const char *fname) {
   if (!lua_isnoneornil(L, 3)) {
     Y = check_points(L, 3, k, "Y", fname);
     if (Y->cols != X->cols)
-      raisef(L, "%s: X has %zu columns but Y has %zu (rows are points)", fname, X->cols, Y->cols);
+      l_error(L, "%s: X has %zu columns but Y has %zu (rows are points)", fname, X->cols, Y->cols);
   }
   size_t n = X->rows, m = Y ? Y->rows : n;
   check_fits(L, k, n, m, fname);
@@ -514,7 +504,7 @@ static int kernel_ntk(lua_State *L) {
   const char *fname = "nnft.Kernel:ntk";
   l_kernel *u = check_lkernel(L, 1);
   if (!has_arch(&u->k))
-    raisef(L, "%s: only the kernel of an architecture (arch:kernel()) has an NTK; this is %s",
+    l_error(L, "%s: only the kernel of an architecture (arch:kernel()) has an NTK; this is %s",
            fname, type_name(u->k.type));
   nnft_kernel ntk = u->k;
   ntk.type = NNFT_KERNEL_NTK;
@@ -543,17 +533,17 @@ static int kernel_spectrum(lua_State *L) {
   const nnft_kernel *k = &u->k;
   opts_table(L, 3, fname, keys, "{method=, d=, epsrel=, n=, L=}");
   if (!nnft_kernel_is_stationary(k))
-    raisef(L, "%s: the power spectrum is defined for translation-invariant kernels (K depends "
+    l_error(L, "%s: the power spectrum is defined for translation-invariant kernels (K depends "
               "on |x - y| only); %s is not", fname, type_name(k->type));
   int method = l_opt_choice(L, 3, "method", "analytic", methods);
   size_t dim = 0;
   nnft_kernel_input_dim(k, &dim);
   lua_Integer d = l_opt_integer(L, 3, "d", (lua_Integer)dim);
   if (d == 0)
-    raisef(L, "%s: this kernel works in any dimension: say which with d= (1, 2 or 3)", fname);
-  if (d < 1 || d > 3) raisef(L, "%s: d must be 1, 2 or 3, got %lld", fname, (long long)d);
+    l_error(L, "%s: this kernel works in any dimension: say which with d= (1, 2 or 3)", fname);
+  if (d < 1 || d > 3) l_error(L, "%s: d must be 1, 2 or 3, got %lld", fname, (long long)d);
   if (dim && (size_t)d != dim)
-    raisef(L, "%s: d=%lld but the kernel takes points of dimension %zu", fname, (long long)d,
+    l_error(L, "%s: d=%lld but the kernel takes points of dimension %zu", fname, (long long)d,
            dim);
   nnft_spectrum_opts o = nnft_spectrum_defaults();
   o.method = method == 0 ? NNFT_SPECTRUM_ANALYTIC
@@ -561,22 +551,22 @@ static int kernel_spectrum(lua_State *L) {
                            : NNFT_SPECTRUM_FFT;
   o.epsrel = l_opt_number(L, 3, "epsrel", o.epsrel);
   if (!(o.epsrel > 0 && o.epsrel < 1))
-    raisef(L, "%s: epsrel must be between 0 and 1, got %g", fname, o.epsrel);
+    l_error(L, "%s: epsrel must be between 0 and 1, got %g", fname, o.epsrel);
   lua_Integer n = l_opt_integer(L, 3, "n", 0);
   if (n != 0 && (n < 16 || n > (d == 1 ? (1 << 24) : d == 2 ? 4096 : 256)))
-    raisef(L, "%s: n (grid points per dimension) must be between 16 and %d in d = %lld, got "
+    l_error(L, "%s: n (grid points per dimension) must be between 16 and %d in d = %lld, got "
               "%lld", fname, d == 1 ? (1 << 24) : d == 2 ? 4096 : 256, (long long)d,
            (long long)n);
   if (n % 2)
-    raisef(L, "%s: n (grid points per dimension) must be even, got %lld", fname, (long long)n);
+    l_error(L, "%s: n (grid points per dimension) must be even, got %lld", fname, (long long)n);
   o.n = (size_t)n;
   o.L = l_opt_number(L, 3, "L", 0.0);
   if (!(isfinite(o.L) && o.L >= 0))
-    raisef(L, "%s: L (the box length of the fft grid) must be > 0, got %g", fname, o.L);
+    l_error(L, "%s: L (the box length of the fft grid) must be > 0, got %g", fname, o.L);
   if (o.method == NNFT_SPECTRUM_ANALYTIC) {
     const char *why = NULL;
     if (nnft_spectrum_has_analytic(k, (size_t)d, &why) != NNFT_OK)
-      raisef(L, "%s: no closed form for this kernel (%s); use method=\"quadrature\" or "
+      l_error(L, "%s: no closed form for this kernel (%s); use method=\"quadrature\" or "
                 "method=\"fft\"", fname, why ? why : "?");
   }
   int scalar = lua_type(L, 2) == LUA_TNUMBER;
@@ -587,9 +577,9 @@ static int kernel_spectrum(lua_State *L) {
     for (size_t i = 0; i < p->rows; i++) {
       double v = NNFT_AT(p, i, j);
       if (!isfinite(v))
-        raisef(L, "%s: p contains NaN or Inf (element %zu, %zu)", fname, i + 1, j + 1);
+        l_error(L, "%s: p contains NaN or Inf (element %zu, %zu)", fname, i + 1, j + 1);
       if (v < 0)
-        raisef(L, "%s: p must be >= 0 (momentum magnitudes |p|), got %g at element %zu, %zu",
+        l_error(L, "%s: p must be >= 0 (momentum magnitudes |p|), got %g at element %zu, %zu",
                fname, v, i + 1, j + 1);
     }
   nnft_mat *out = l_newmat(L, p->rows, p->cols);
@@ -598,20 +588,20 @@ static int kernel_spectrum(lua_State *L) {
   nnft_status s = nnft_spectrum(k, (size_t)d, &o, p, out, &info);
   walk_archs(L, 1, 0, fname);
   if (s == NNFT_ENOCONV)
-    raisef(L, "%s: the %s transform did not converge to epsrel=%g; try a larger epsrel= or "
+    l_error(L, "%s: the %s transform did not converge to epsrel=%g; try a larger epsrel= or "
               "method=\"fft\"", fname, methods[method], o.epsrel);
   if (s == NNFT_EOVERFLOW && o.method == NNFT_SPECTRUM_FFT)
-    raisef(L, "%s: an fft grid of %zu^%lld points does not fit in memory; use a smaller n=",
+    l_error(L, "%s: an fft grid of %zu^%lld points does not fit in memory; use a smaller n=",
            fname, o.n, (long long)d);
   if (s == NNFT_EDOM) {
     const char *why = NULL;
-    if (nnft_kernel_check_why(k, &why)) raisef(L, "%s: %s", fname, why);
+    if (nnft_kernel_check_why(k, &why)) l_error(L, "%s: %s", fname, why);
     if (o.method == NNFT_SPECTRUM_FFT)
-      raisef(L, "%s: p beyond the fft grid's reach: the grid (n=%zu, L=%g) resolves |p| <= %g; "
+      l_error(L, "%s: p beyond the fft grid's reach: the grid (n=%zu, L=%g) resolves |p| <= %g; "
                 "increase n= or decrease L=", fname, info.n, info.L, info.p_max);
     if (nngp_unavailable(k))
-      raisef(L, "%s: the NNGP kernel of an architecture is not available in this build", fname);
-    raisef(L, "%s: cannot compute this spectrum with method=\"%s\" in d = %lld", fname,
+      l_error(L, "%s: the NNGP kernel of an architecture is not available in this build", fname);
+    l_error(L, "%s: cannot compute this spectrum with method=\"%s\" in d = %lld", fname,
            methods[method], (long long)d);
   }
   if (s) l_status_error(L, s, fname, NULL);

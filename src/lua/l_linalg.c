@@ -10,26 +10,16 @@
 #include "l_util.h"
 #include "nnft_linalg.h"
 
-/* luaL_error with C's printf formats (%zu, %.3g, ...), which lua_pushfstring lacks. */
-static int raisef(lua_State *L, const char *fmt, ...) {
-  char buf[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  return luaL_error(L, "%s", buf);
-}
-
 /* Raise "<fname>: <what went wrong><hint>" for a failed core call. */
 static int raise_failure(lua_State *L, const char *fname, nnft_status s,
                          const nnft_linalg_diag *d, const char *hint) {
   if (s == NNFT_EINTR || !d->msg[0]) return l_status_error(L, s, fname, NULL);
-  return raisef(L, "%s: %s%s", fname, d->msg, hint ? hint : "");
+  return l_error(L, "%s: %s%s", fname, d->msg, hint ? hint : "");
 }
 
 static void check_square(lua_State *L, const nnft_mat *a, const char *fname, const char *name) {
   if (a->rows != a->cols)
-    raisef(L, "%s: %s must be square, got %zu x %zu", fname, name, a->rows, a->cols);
+    l_error(L, "%s: %s must be square, got %zu x %zu", fname, name, a->rows, a->cols);
 }
 
 /* A solve's operands: square matrix at 1, right-hand side at 2 with matching rows. */
@@ -39,7 +29,7 @@ static void check_solve_args(lua_State *L, const char *fname, const char *aname,
   *b = l_checkmat(L, 2);
   check_square(L, *a, fname, aname);
   if ((*b)->rows != (*a)->rows)
-    raisef(L, "%s: B has %zu rows but %s is %zu x %zu", fname, (*b)->rows, aname,
+    l_error(L, "%s: B has %zu rows but %s is %zu x %zu", fname, (*b)->rows, aname,
                (*a)->rows, (*a)->cols);
 }
 
@@ -63,7 +53,7 @@ static int l_chol(lua_State *L) {
   o.jitter = l_opt_boolean(L, 2, "jitter", 0);
   lua_Integer tries = l_opt_integer(L, 2, "max_tries", o.max_tries);
   if (tries < 1 || tries > 30)
-    raisef(L, "%s: max_tries must be between 1 and 30, got %lld", fname, (long long)tries);
+    l_error(L, "%s: max_tries must be between 1 and 30, got %lld", fname, (long long)tries);
   o.max_tries = (int)tries;
   o.lower = l_opt_boolean(L, 2, "lower", 1);
   check_square(L, a, fname, "A");
@@ -151,7 +141,7 @@ static int opt_pair(lua_State *L, int idx, const char *fname, const char *key, i
   }
   const char *want = integers ? "{first, last} of two integers" : "{lo, hi} of two numbers";
   if (t != LUA_TTABLE || lua_rawlen(L, -1) != 2)
-    raisef(L, "%s: option %s must be a table %s", fname, key, want);
+    l_error(L, "%s: option %s must be a table %s", fname, key, want);
   double v[2];
   for (int k = 0; k < 2; k++) {
     lua_rawgeti(L, -1, k + 1);
@@ -162,7 +152,7 @@ static int opt_pair(lua_State *L, int idx, const char *fname, const char *key, i
     } else {
       v[k] = lua_tonumber(L, -1);
     }
-    if (!isnum) raisef(L, "%s: option %s must be a table %s", fname, key, want);
+    if (!isnum) l_error(L, "%s: option %s must be a table %s", fname, key, want);
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
@@ -188,7 +178,7 @@ static int l_eigh(lua_State *L) {
     lua_Integer count = l_opt_integer(L, 2, "count", 0);
     nsel++;
     if (count < 0 || (size_t)count > n)
-      raisef(L, "%s: count must be between 0 and %zu (A is %zu x %zu), got %lld", fname, n, n,
+      l_error(L, "%s: count must be between 0 and %zu (A is %zu x %zu), got %lld", fname, n, n,
                  n, (long long)count);
     o.select = NNFT_EIGH_INDEX;
     o.il = 1;
@@ -198,7 +188,7 @@ static int l_eigh(lua_State *L) {
   if (opt_pair(L, 2, fname, "index", 1, &p, &q)) {
     nsel++;
     if (p < 1 || q > (double)n || p > q)
-      raisef(L, "%s: index = {%g, %g} must satisfy 1 <= first <= last <= %zu", fname, p, q, n);
+      l_error(L, "%s: index = {%g, %g} must satisfy 1 <= first <= last <= %zu", fname, p, q, n);
     o.select = NNFT_EIGH_INDEX;
     o.il = (size_t)p;
     o.iu = (size_t)q;
@@ -206,12 +196,12 @@ static int l_eigh(lua_State *L) {
   if (opt_pair(L, 2, fname, "range", 0, &p, &q)) {
     nsel++;
     if (!isfinite(p) || !isfinite(q) || !(p < q))
-      raisef(L, "%s: range = {%g, %g} must be finite with lo < hi", fname, p, q);
+      l_error(L, "%s: range = {%g, %g} must be finite with lo < hi", fname, p, q);
     o.select = NNFT_EIGH_RANGE;
     o.vl = p;
     o.vu = q;
   }
-  if (nsel > 1) raisef(L, "%s: give at most one of count, index and range", fname);
+  if (nsel > 1) l_error(L, "%s: give at most one of count, index and range", fname);
   if (o.select == NNFT_EIGH_INDEX) cap = o.iu + 1 - o.il;
   int top = lua_gettop(L);
   nnft_mat *w = l_newmat(L, cap, 1);
@@ -264,9 +254,9 @@ static int l_lstsq(lua_State *L) {
   l_check_options(L, 3, fname, keys);
   size_t m = a->rows, n = a->cols, mn = m < n ? m : n, mx = m < n ? n : m;
   double rcond = l_opt_number(L, 3, "rcond", DBL_EPSILON * (double)(mx ? mx : 1));
-  if (!isfinite(rcond)) raisef(L, "%s: rcond must be a finite number, got %g", fname, rcond);
+  if (!isfinite(rcond)) l_error(L, "%s: rcond must be a finite number, got %g", fname, rcond);
   if (b->rows != m)
-    raisef(L, "%s: B has %zu rows but A is %zu x %zu", fname, b->rows, m, n);
+    l_error(L, "%s: B has %zu rows but A is %zu x %zu", fname, b->rows, m, n);
   nnft_mat *x = l_newmat(L, n, b->cols);
   int xidx = lua_gettop(L);
   nnft_mat *s = l_newmat(L, mn, 1);

@@ -23,16 +23,6 @@
 #define L_MCBOX_NAME "nnft.MCKernelWork"
 #define MC_MAX_GRID 64
 
-/* luaL_error with C's printf formats (%zu, %g). */
-static int raisef(lua_State *L, const char *fmt, ...) {
-  char buf[700];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  return luaL_error(L, "%s", buf);
-}
-
 /* ---- the box: core objects owned by Lua ---- */
 
 typedef struct mc_box {
@@ -67,7 +57,7 @@ static size_t check_posint(lua_State *L, int idx, const char *fname, const char 
   int isint;
   lua_Integer v = lua_tointegerx(L, idx, &isint);
   if (lua_type(L, idx) != LUA_TNUMBER || !isint || v < 1)
-    raisef(L, "%s: %s must be a positive integer, got %s", fname, what,
+    l_error(L, "%s: %s must be a positive integer, got %s", fname, what,
            lua_type(L, idx) == LUA_TNUMBER ? lua_tostring(L, idx) : luaL_typename(L, idx));
   return (size_t)v;
 }
@@ -88,11 +78,11 @@ static size_t opt_posint(lua_State *L, int opts, const char *fname, const char *
 static uint64_t opt_seed(lua_State *L, int opts, const char *fname, const char *example) {
   int t = lua_istable(L, opts) ? lua_getfield(L, opts, "seed") : LUA_TNIL;
   if (t == LUA_TNIL)
-    raisef(L, "%s: seed= is required (an integer in 0 .. 2^63-1): %s", fname, example);
+    l_error(L, "%s: seed= is required (an integer in 0 .. 2^63-1): %s", fname, example);
   int isint;
   lua_Integer s = lua_tointegerx(L, -1, &isint);
   if (t != LUA_TNUMBER || !isint || s < 0)
-    raisef(L, "%s: seed must be an integer in 0 .. 2^63-1, got %s", fname,
+    l_error(L, "%s: seed must be an integer in 0 .. 2^63-1, got %s", fname,
            luaL_tolstring(L, -1, NULL));
   lua_pop(L, 1);
   return (uint64_t)s;
@@ -104,9 +94,9 @@ static nnft_mat *check_points(lua_State *L, int idx, size_t d, const char *fname
                               const char *what) {
   int pushed;
   nnft_mat *X = l_tomat(L, idx, &pushed);
-  if (X->rows == 0) raisef(L, "%s: %s has no rows (rows are input points)", fname, what);
+  if (X->rows == 0) l_error(L, "%s: %s has no rows (rows are input points)", fname, what);
   if (X->cols != d)
-    raisef(L, "%s: %s has %zu columns but the architecture has d_in = %zu (rows are points)",
+    l_error(L, "%s: %s has %zu columns but the architecture has d_in = %zu (rows are points)",
            fname, what, X->cols, d);
   l_check_finite(L, X, fname, what);
   nnft_mat *c = l_pushcopy(L, X);
@@ -117,7 +107,7 @@ static nnft_mat *check_points(lua_State *L, int idx, size_t d, const char *fname
 
 static int threads_opt(lua_State *L, int opts, const char *fname, const nnft_arch *a) {
   size_t t = opt_posint(L, opts, fname, "threads");
-  if (t > 4096) raisef(L, "%s: threads= %zu is implausibly large (at most 4096)", fname, t);
+  if (t > 4096) l_error(L, "%s: threads= %zu is implausibly large (at most 4096)", fname, t);
   return nnft_ens_threads(a, (int)t);
 }
 
@@ -159,14 +149,14 @@ static size_t mc_bags(lua_State *L, int opts, const char *fname, size_t E, size_
   size_t B = opt_posint(L, opts, fname, "bags");
   if (!B) B = E < 10 ? E : 10;
   if (B < 2)
-    raisef(L, "%s: error bars need at least 2 bags (bags = %zu, E = %zu): use E >= 2", fname,
+    l_error(L, "%s: error bars need at least 2 bags (bags = %zu, E = %zu): use E >= 2", fname,
            B, E);
   if (B > E)
-    raisef(L, "%s: bags = %zu exceeds the number of networks E = %zu (each bag needs one)",
+    l_error(L, "%s: bags = %zu exceeds the number of networks E = %zu (each bag needs one)",
            fname, B, E);
   size_t count;
   if (nnft_corr_ntuples(n, 2, &count))
-    raisef(L, "%s: %zu inputs have too many pairs to count", fname, n);
+    l_error(L, "%s: %zu inputs have too many pairs to count", fname, n);
   return B;
 }
 
@@ -185,10 +175,10 @@ static int arch_mc_kernel(lua_State *L) {
   nnft_mat *X = check_points(L, 2, a->d_in, fname, "X");
   l_check_options(L, 3, fname, allowed);
   if (!lua_istable(L, 3))
-    raisef(L, "%s: options E= and seed= are required: arch:mc_kernel(X, {E = 10000, seed = 1})",
+    l_error(L, "%s: options E= and seed= are required: arch:mc_kernel(X, {E = 10000, seed = 1})",
            fname);
   size_t E = opt_posint(L, 3, fname, "E");
-  if (!E) raisef(L, "%s: E= (the number of networks) is required", fname);
+  if (!E) l_error(L, "%s: E= (the number of networks) is required", fname);
   uint64_t seed = opt_seed(L, 3, fname, "arch:mc_kernel(X, {E = 10000, seed = 1})");
   size_t n = X->rows, B = mc_bags(L, 3, fname, E, n), count;
   size_t chunk = opt_posint(L, 3, fname, "chunk");
@@ -200,7 +190,7 @@ static int arch_mc_kernel(lua_State *L) {
   mc_box *b = push_box(L);                                    /* 7 */
   nnft_status s = mc_run(a, X, seed, E, B, chunk ? chunk : NNFT_ENS_CHUNK, threads, b);
   if (s == NNFT_EOVERFLOW || (s == NNFT_ENOMEM && !b->acc))
-    raisef(L, "%s: cannot hold the pair sums of %zu inputs in %zu bags (%s); use fewer inputs "
+    l_error(L, "%s: cannot hold the pair sums of %zu inputs in %zu bags (%s); use fewer inputs "
               "or bags", fname, n, B, nnft_strerror(s));
   raise_status(L, s, fname, 1, "the sampler's workspace could not be allocated");
   mc_fill(b->acc, n, mean, err, K, Kerr);
@@ -241,14 +231,14 @@ static int arch_mc_kernel_running(lua_State *L) {
   nnft_mat *X = check_points(L, 2, a->d_in, fname, "X");
   size_t n = X->rows;
   l_check_options(L, 3, fname, allowed);
-  if (!lua_istable(L, 3)) raisef(L, "%s: options grid= and seed= are required: %s", fname, example);
+  if (!lua_istable(L, 3)) l_error(L, "%s: options grid= and seed= are required: %s", fname, example);
   size_t grid[MC_MAX_GRID], ng;
   if (lua_getfield(L, 3, "grid") != LUA_TTABLE)
-    raisef(L, "%s: grid= must be an increasing list of ensemble sizes, e.g. {100, 1000, 10000}",
+    l_error(L, "%s: grid= must be an increasing list of ensemble sizes, e.g. {100, 1000, 10000}",
            fname);
   ng = lua_rawlen(L, -1);
   if (ng == 0 || ng > MC_MAX_GRID)
-    raisef(L, "%s: grid= must list 1 .. %d ensemble sizes, got %zu", fname, MC_MAX_GRID, ng);
+    l_error(L, "%s: grid= must list 1 .. %d ensemble sizes, got %zu", fname, MC_MAX_GRID, ng);
   for (size_t k = 0; k < ng; k++) {
     char what[40];
     snprintf(what, sizeof what, "grid[%zu]", k + 1);
@@ -256,7 +246,7 @@ static int arch_mc_kernel_running(lua_State *L) {
     grid[k] = check_posint(L, -1, fname, what);
     lua_pop(L, 1);
     if (k && grid[k] <= grid[k - 1])
-      raisef(L, "%s: grid= must increase (grid[%zu] = %zu after %zu)", fname, k + 1, grid[k],
+      l_error(L, "%s: grid= must increase (grid[%zu] = %zu after %zu)", fname, k + 1, grid[k],
              grid[k - 1]);
   }
   lua_pop(L, 1);
@@ -269,7 +259,7 @@ static int arch_mc_kernel_running(lua_State *L) {
     int pushed;
     nnft_mat *r = l_tomat(L, -1, &pushed);
     if (r->rows != n || r->cols != n)
-      raisef(L, "%s: reference= is %zu x %zu, expected %zu x %zu (the kernel at the rows of X)",
+      l_error(L, "%s: reference= is %zu x %zu, expected %zu x %zu (the kernel at the rows of X)",
              fname, r->rows, r->cols, n, n);
     l_check_finite(L, r, fname, "reference");
     R = l_pushcopy(L, r);
@@ -314,7 +304,7 @@ static int arch_mc_kernel_running(lua_State *L) {
   for (size_t k = 0; k < ng; k++) {
     nnft_status s = mc_run(a, X, seed, grid[k], B, chunk ? chunk : NNFT_ENS_CHUNK, threads, b);
     if (s == NNFT_EOVERFLOW || (s == NNFT_ENOMEM && !b->acc))
-      raisef(L, "%s: cannot hold the pair sums of %zu inputs in %zu bags (%s)", fname, n, B,
+      l_error(L, "%s: cannot hold the pair sums of %zu inputs in %zu bags (%s)", fname, n, B,
              nnft_strerror(s));
     raise_status(L, s, fname, 1, "the sampler's workspace could not be allocated");
     mc_fill(b->acc, n, mean, err, Ks[k], Kerrs[k]);
@@ -397,9 +387,9 @@ static int arch_mc_ntk(lua_State *L) {
   const nnft_arch *a = l_checkarch(L, 1);
   nnft_mat *X = check_points(L, 2, a->d_in, fname, "X");
   l_check_options(L, 3, fname, allowed);
-  if (!lua_istable(L, 3)) raisef(L, "%s: options E= and seed= are required: %s", fname, example);
+  if (!lua_istable(L, 3)) l_error(L, "%s: options E= and seed= are required: %s", fname, example);
   size_t E = opt_posint(L, 3, fname, "E");
-  if (E < 2) raisef(L, "%s: E= (the number of networks, >= 2 for an error bar) is required",
+  if (E < 2) l_error(L, "%s: E= (the number of networks, >= 2 for an error bar) is required",
                     fname);
   uint64_t seed = opt_seed(L, 3, fname, example);
   nnft_mat *Y = NULL;

@@ -23,15 +23,6 @@ typedef struct l_modes {
   size_t d; /* columns of the points */
 } l_modes;
 
-static int raisef(lua_State *L, const char *fmt, ...) {
-  char buf[700];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  return luaL_error(L, "%s", buf);
-}
-
 static l_modes *check_modes(lua_State *L, int idx) {
   l_modes *u = luaL_checkudata(L, idx, L_MODES_NAME);
   if (!u->m.phi.data) luaL_argerror(L, idx, "Modes have been released (closed)");
@@ -57,43 +48,10 @@ static nnft_mat *push_work(lua_State *L, size_t rows, size_t cols, const char *f
   nnft_status s = nnft_mat_alloc(rows, cols, w);
   if (s) {
     double gib = (double)rows * (double)cols * 8.0 / 1073741824.0;
-    raisef(L, "%s: cannot allocate the %zu x %zu kernel matrix (%.3g GiB): %s", fname, rows, cols,
+    l_error(L, "%s: cannot allocate the %zu x %zu kernel matrix (%.3g GiB): %s", fname, rows, cols,
            gib, s == NNFT_ENOMEM ? "out of memory" : "larger than this machine's memory");
   }
   return w;
-}
-
-static nnft_mat *arg_mat(lua_State *L, int idx, const char *fname, const char *name) {
-  int pushed;
-  if (lua_isnoneornil(L, idx)) raisef(L, "%s: %s is required", fname, name);
-  if (!l_testmat(L, idx) && lua_type(L, idx) != LUA_TTABLE && lua_type(L, idx) != LUA_TNUMBER)
-    raisef(L, "%s: %s must be an nnft.Mat or a table of rows, got %s", fname, name,
-           luaL_typename(L, idx));
-  nnft_mat *m = l_tomat(L, idx, &pushed);
-  if (pushed) lua_replace(L, idx);
-  return m;
-}
-
-static void check_finite_named(lua_State *L, const nnft_mat *m, const char *fname,
-                               const char *name) {
-  for (size_t j = 0; j < m->cols; j++)
-    for (size_t i = 0; i < m->rows; i++)
-      if (!isfinite(NNFT_AT(m, i, j)))
-        raisef(L, "%s: %s contains NaN or Inf (row %zu, column %zu)", fname, name, i + 1, j + 1);
-}
-
-static nnft_mat *arg_points(lua_State *L, int idx, const nnft_kernel *k, const char *fname,
-                            const char *name) {
-  nnft_mat *X = arg_mat(L, idx, fname, name);
-  if (X->rows == 0 || X->cols == 0)
-    raisef(L, "%s: %s is %zu x %zu; rows are points and there must be at least one", fname, name,
-           X->rows, X->cols);
-  size_t dim = 0;
-  if (k && nnft_kernel_input_dim(k, &dim) == NNFT_OK && dim && X->cols != dim)
-    raisef(L, "%s: %s has %zu columns but the kernel takes points of dimension %zu (rows are "
-              "points)", fname, name, X->cols, dim);
-  check_finite_named(L, X, fname, name);
-  return X;
 }
 
 /* Options {k=n, method="auto"} at idx for n points: k and the method. */
@@ -104,7 +62,7 @@ static size_t read_opts(lua_State *L, int idx, size_t n, const char *fname,
   l_check_options(L, idx, fname, keys);
   lua_Integer k = l_opt_integer(L, idx, "k", (lua_Integer)n);
   if (k < 1 || (size_t)k > n)
-    raisef(L, "%s: k (the number of modes) must be between 1 and the number of points %zu, got "
+    l_error(L, "%s: k (the number of modes) must be between 1 and the number of points %zu, got "
               "%lld", fname, n, (long long)k);
   int mi = l_opt_choice(L, idx, "method", "auto", methods);
   *method = mi == 0 ? NNFT_MERCER_AUTO : mi == 1 ? NNFT_MERCER_PARTIAL : NNFT_MERCER_FULL;
@@ -123,14 +81,14 @@ static void decompose(lua_State *L, l_modes *u, const nnft_mat *K, size_t k,
                       nnft_mercer_method method, const char *fname) {
   nnft_status s = nnft_mercer_alloc(K->rows, k, &u->m);
   if (s)
-    raisef(L, "%s: cannot allocate %zu modes of %zu points: %s", fname, k, K->rows,
+    l_error(L, "%s: cannot allocate %zu modes of %zu points: %s", fname, k, K->rows,
            nnft_strerror(s));
   nnft_linalg_diag d;
   s = nnft_mercer_decompose(K, method, &u->m, &d);
   if (s) {
     nnft_mercer_free(&u->m);
     if (s == NNFT_EINTR) l_status_error(L, s, fname, NULL);
-    raisef(L, "%s: %s", fname, d.msg[0] ? d.msg : nnft_strerror(s));
+    l_error(L, "%s: %s", fname, d.msg[0] ? d.msg : nnft_strerror(s));
   }
 }
 
@@ -138,11 +96,11 @@ static void decompose(lua_State *L, l_modes *u, const nnft_mat *K, size_t k,
 static int mercer_kernel(lua_State *L) {
   const char *fname = "nnft.mercer";
   if (!luaL_testudata(L, 1, L_KERNEL_NAME))
-    raisef(L, "%s: the first argument must be an nnft.Kernel (nnft.kernel.rbf{...}, "
+    l_error(L, "%s: the first argument must be an nnft.Kernel (nnft.kernel.rbf{...}, "
               "arch:kernel(), ...), got %s; for a kernel matrix use nnft.mercer_matrix", fname,
            luaL_typename(L, 1));
   const nnft_kernel *kern = l_checkkernel(L, 1);
-  const nnft_mat *X = arg_points(L, 2, kern, fname, "X");
+  const nnft_mat *X = l_argpoints(L, 2, kern, fname, "X");
   const size_t n = X->rows;
   nnft_mercer_method method;
   size_t k = read_opts(L, 3, n, fname, &method);
@@ -162,7 +120,7 @@ static int mercer_kernel(lua_State *L) {
   if (s) {
     const char *why = NULL;
     if (s == NNFT_EDOM && nnft_kernel_check_why(kern, &why) && why)
-      return raisef(L, "%s: %s", fname, why);
+      return l_error(L, "%s: %s", fname, why);
     return l_status_error(L, s, fname, "evaluating the kernel matrix");
   }
   decompose(L, u, K, k, method, fname);
@@ -174,11 +132,11 @@ static int mercer_kernel(lua_State *L) {
 /* nnft.mercer_matrix(K [, {k=, method=}]) -> Modes */
 static int mercer_matrix(lua_State *L) {
   const char *fname = "nnft.mercer_matrix";
-  const nnft_mat *K = arg_mat(L, 1, fname, "K");
+  const nnft_mat *K = l_argmat(L, 1, fname, "K");
   if (K->rows != K->cols || K->rows == 0)
-    raisef(L, "%s: K must be a square n x n kernel matrix with n >= 1, got %zu x %zu", fname,
+    l_error(L, "%s: K must be a square n x n kernel matrix with n >= 1, got %zu x %zu", fname,
            K->rows, K->cols);
-  check_finite_named(L, K, fname, "K");
+  l_check_finite(L, K, fname, "K");
   nnft_mercer_method method;
   size_t k = read_opts(L, 2, K->rows, fname, &method);
   l_modes *u = push_modes(L);
@@ -217,11 +175,11 @@ static int modes_extend(lua_State *L) {
   l_modes *u = check_modes(L, 1);
   nnft_status s;
   if (!u->has_kernel) {
-    const nnft_mat *Ks = arg_mat(L, 2, fname, "Ks");
+    const nnft_mat *Ks = l_argmat(L, 2, fname, "Ks");
     if (Ks->cols != u->m.n)
-      raisef(L, "%s: these modes come from a kernel matrix: pass Ks = K(Xnew, X) with one column "
+      l_error(L, "%s: these modes come from a kernel matrix: pass Ks = K(Xnew, X) with one column "
                 "per point (%zu), got %zu x %zu", fname, u->m.n, Ks->rows, Ks->cols);
-    check_finite_named(L, Ks, fname, "Ks");
+    l_check_finite(L, Ks, fname, "Ks");
     nnft_mat *out = l_newmat(L, Ks->rows, u->m.k);
     s = nnft_mercer_extend(&u->m, Ks, out);
     if (s) l_status_error(L, s, fname, NULL);
@@ -230,9 +188,9 @@ static int modes_extend(lua_State *L) {
   lua_getiuservalue(L, 1, 1);
   int ki = lua_gettop(L);
   l_checkkernel(L, ki);
-  const nnft_mat *Xn = arg_points(L, 2, &u->kern, fname, "Xnew");
+  const nnft_mat *Xn = l_argpoints(L, 2, &u->kern, fname, "Xnew");
   if (Xn->cols != u->d)
-    raisef(L, "%s: Xnew has %zu columns but the modes' points have %zu (rows are points)", fname,
+    l_error(L, "%s: Xnew has %zu columns but the modes' points have %zu (rows are points)", fname,
            Xn->cols, u->d);
   lua_getiuservalue(L, 1, 2);
   const nnft_mat *X = l_checkmat(L, -1);
@@ -241,7 +199,7 @@ static int modes_extend(lua_State *L) {
   s = nnft_mercer_extend_kernel(&u->m, &u->kern, X, Xn, out);
   l_kernel_check_custom(L, ki, fname);
   if (s == NNFT_ENOMEM)
-    raisef(L, "%s: out of memory for the kernel blocks (%zu new points x %zu points)", fname,
+    l_error(L, "%s: out of memory for the kernel blocks (%zu new points x %zu points)", fname,
            Xn->rows, u->m.n);
   if (s) l_status_error(L, s, fname, "evaluating the kernel");
   return 1;
@@ -251,11 +209,11 @@ static int modes_extend(lua_State *L) {
 static int modes_project(lua_State *L) {
   const char *fname = "nnft.Modes:project";
   l_modes *u = check_modes(L, 1);
-  const nnft_mat *y = arg_mat(L, 2, fname, "y");
+  const nnft_mat *y = l_argmat(L, 2, fname, "y");
   if (y->rows != u->m.n || y->cols == 0)
-    raisef(L, "%s: y is %zu x %zu but the modes are on %zu points (one row per point)", fname,
+    l_error(L, "%s: y is %zu x %zu but the modes are on %zu points (one row per point)", fname,
            y->rows, y->cols, u->m.n);
-  check_finite_named(L, y, fname, "y");
+  l_check_finite(L, y, fname, "y");
   nnft_mat *out = l_newmat(L, u->m.k, y->cols);
   nnft_status s = nnft_mercer_project(&u->m, y, out);
   if (s) l_status_error(L, s, fname, NULL);

@@ -187,13 +187,12 @@ nnft_mat *l_tomat(lua_State *L, int idx, int *pushed) {
 }
 
 int l_error(lua_State *L, const char *fmt, ...) {
+  char buf[1024]; /* C's printf, not lua_pushfstring: bindings need %zu, %.3g, %e ... */
   va_list ap;
   va_start(ap, fmt);
-  luaL_where(L, 1);
-  lua_pushvfstring(L, fmt, ap);
+  vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
-  lua_concat(L, 2);
-  return lua_error(L);
+  return luaL_error(L, "%s", buf);
 }
 
 int l_status_error(lua_State *L, nnft_status s, const char *fname, const char *detail) {
@@ -218,7 +217,36 @@ size_t l_checksize(lua_State *L, int arg, int positive) {
 }
 
 void l_check_finite(lua_State *L, const nnft_mat *m, const char *fname, const char *what) {
-  if (!nnft_mat_all_finite(m)) luaL_error(L, "%s: %s contains NaN or Inf", fname, what);
+  if (nnft_mat_all_finite(m)) return;
+  for (size_t j = 0; j < m->cols; j++)
+    for (size_t i = 0; i < m->rows; i++)
+      if (!isfinite(NNFT_AT(m, i, j)))
+        l_error(L, "%s: %s contains NaN or Inf (row %zu, column %zu)", fname, what, i + 1, j + 1);
+}
+
+nnft_mat *l_argmat(lua_State *L, int idx, const char *fname, const char *name) {
+  int pushed;
+  if (lua_isnoneornil(L, idx)) l_error(L, "%s: %s is required", fname, name);
+  if (!l_testmat(L, idx) && lua_type(L, idx) != LUA_TTABLE && lua_type(L, idx) != LUA_TNUMBER)
+    l_error(L, "%s: %s must be an nnft.Mat or a table of rows, got %s", fname, name,
+            luaL_typename(L, idx));
+  nnft_mat *m = l_tomat(L, idx, &pushed);
+  if (pushed) lua_replace(L, idx);
+  return m;
+}
+
+nnft_mat *l_argpoints(lua_State *L, int idx, const nnft_kernel *k, const char *fname,
+                      const char *name) {
+  nnft_mat *X = l_argmat(L, idx, fname, name);
+  if (X->rows == 0 || X->cols == 0)
+    l_error(L, "%s: %s is %zu x %zu; rows are points and there must be at least one", fname,
+            name, X->rows, X->cols);
+  size_t dim = 0;
+  if (k && nnft_kernel_input_dim(k, &dim) == NNFT_OK && dim && X->cols != dim)
+    l_error(L, "%s: %s has %zu columns but the kernel takes points of dimension %zu (rows are "
+               "points)", fname, name, X->cols, dim);
+  l_check_finite(L, X, fname, name);
+  return X;
 }
 
 void l_check_same_shape(lua_State *L, const nnft_mat *a, const nnft_mat *b, const char *fname) {

@@ -73,14 +73,21 @@ void l_kernel_add_methods(lua_State *L, const luaL_Reg *methods);
 
 /* ---- checks ---- */
 
-/* Raise "fname: msg" with printf-style formatting, prefixed by the calling function's name. */
-int l_error(lua_State *L, const char *fmt, ...);
+/* Raise an error with C printf formatting (%zu, %.3g, ... which luaL_error lacks); the message
+ * should start with the function's name ("nnft.gp.fit: ..."). Never returns. */
+int l_error(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Raise a Lua error for status s: "<fname>: <nnft_strerror(s)>[: detail]". */
 int l_status_error(lua_State *L, nnft_status s, const char *fname, const char *detail);
 /* Size argument: a non-negative integer (positive if positive != 0) that fits in size_t. */
 size_t l_checksize(lua_State *L, int arg, int positive);
-/* Raise if m has NaN or Inf: "<fname>: <what> contains NaN or Inf". */
+/* Raise if m has NaN or Inf: "<fname>: <what> contains NaN or Inf (row i, column j)". */
 void l_check_finite(lua_State *L, const nnft_mat *m, const char *fname, const char *what);
+/* The matrix argument at idx (a Mat, or a number or table converted in place), named in errors. */
+nnft_mat *l_argmat(lua_State *L, int idx, const char *fname, const char *name);
+/* Points (rows) at idx for kernel k (NULL: any dimension): at least one row, the kernel's input
+ * dimension, finite. */
+nnft_mat *l_argpoints(lua_State *L, int idx, const nnft_kernel *k, const char *fname,
+                      const char *name);
 /* Raise unless a and b have the same shape. */
 void l_check_same_shape(lua_State *L, const nnft_mat *a, const nnft_mat *b, const char *fname);
 

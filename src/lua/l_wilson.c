@@ -11,33 +11,24 @@
 #include "l_util.h"
 #include "nnft_wilson.h"
 
-static int raisef(lua_State *L, const char *fmt, ...) {
-  char buf[700];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  return luaL_error(L, "%s", buf);
-}
-
 /* A spectrum: a finite, non-increasing, non-negative (up to round-off) column. */
 static const nnft_mat *check_lambda(lua_State *L, int idx, const char *fname) {
   const nnft_mat *lam = l_checkmat(L, idx);
   if (lam->cols != 1 || lam->rows == 0)
-    raisef(L, "%s: the spectrum lambda must be a non-empty column (K x 1), got %zu x %zu", fname,
+    l_error(L, "%s: the spectrum lambda must be a non-empty column (K x 1), got %zu x %zu", fname,
            lam->rows, lam->cols);
   size_t bad;
   double bv;
   nnft_status s = nnft_wilson_check_spectrum(lam, &bad, &bv);
   if (s == NNFT_ENONFINITE)
-    raisef(L, "%s: eigenvalue %zu of the spectrum is %g (NaN or Inf)", fname, bad, bv);
+    l_error(L, "%s: eigenvalue %zu of the spectrum is %g (NaN or Inf)", fname, bad, bv);
   if (s == NNFT_EDOM) {
     if (bv < 0 && (bad == 1 || bv <= lam->data[bad - 2]))
-      raisef(L, "%s: eigenvalue %zu of the spectrum is %g, negative beyond round-off "
+      l_error(L, "%s: eigenvalue %zu of the spectrum is %g, negative beyond round-off "
                 "(tolerance %.3g x max|lambda|); the kernel matrix is not positive semi-definite "
                 "(check the kernel and the inputs)", fname, bad, bv,
              NNFT_WILSON_NEG_TOL(lam->rows));
-    raisef(L, "%s: the spectrum must be sorted decreasing (mode index = momentum), but "
+    l_error(L, "%s: the spectrum must be sorted decreasing (mode index = momentum), but "
               "lambda[%zu] = %g > lambda[%zu] = %g", fname, bad, bv, bad - 1, lam->data[bad - 2]);
   }
   return lam;
@@ -46,7 +37,7 @@ static const nnft_mat *check_lambda(lua_State *L, int idx, const char *fname) {
 static void check_col(lua_State *L, const nnft_mat *m, size_t rows, const char *fname,
                       const char *what, const char *shape) {
   if (m->cols != 1 || m->rows != rows)
-    raisef(L, "%s: %s must be %s (%zu x 1), got %zu x %zu", fname, what, shape, rows, m->rows,
+    l_error(L, "%s: %s must be %s (%zu x 1), got %zu x %zu", fname, what, shape, rows, m->rows,
            m->cols);
   l_check_finite(L, m, fname, what);
 }
@@ -54,14 +45,14 @@ static void check_col(lua_State *L, const nnft_mat *m, size_t rows, const char *
 static double check_noise(lua_State *L, int idx, const char *fname) {
   double s2 = luaL_checknumber(L, idx);
   if (!isfinite(s2) || s2 < 0)
-    raisef(L, "%s: noise (the ridge sigma^2) must be a finite number >= 0, got %g", fname, s2);
+    l_error(L, "%s: noise (the ridge sigma^2) must be a finite number >= 0, got %g", fname, s2);
   return s2;
 }
 
 static double check_eta(lua_State *L, int idx, const char *fname) {
   double eta = luaL_checknumber(L, idx);
   if (!isfinite(eta) || eta <= 0)
-    raisef(L, "%s: n (the dataset size eta) must be a finite number > 0, got %g", fname, eta);
+    l_error(L, "%s: n (the dataset size eta) must be a finite number > 0, got %g", fname, eta);
   return eta;
 }
 
@@ -84,7 +75,7 @@ static size_t *check_kappas(lua_State *L, int idx, size_t K, size_t *nk, const c
     for (size_t i = 0; i < m->rows; i++) {
       double v = NNFT_AT(m, i, j);
       if (!(v >= 1 && v <= (double)K && v == floor(v)))
-        raisef(L, "%s: the cutoff kappa must be an integer between 1 and K = %zu (the number of "
+        l_error(L, "%s: the cutoff kappa must be an integer between 1 and K = %zu (the number of "
                   "modes), got %g", fname, K, v);
       k[i + j * m->rows] = (size_t)v;
     }
@@ -101,7 +92,7 @@ static void raise_status(lua_State *L, nnft_status s, const char *fname) {
 static int l_targets(lua_State *L) {
   const char *fname = luaL_checkstring(L, 1);
   const nnft_mat *phi = l_checkmat(L, 2), *y = l_checkmat(L, 3);
-  if (phi->rows == 0 || phi->cols == 0) raisef(L, "%s: phi is empty (%zu x %zu)", fname,
+  if (phi->rows == 0 || phi->cols == 0) l_error(L, "%s: phi is empty (%zu x %zu)", fname,
                                                phi->rows, phi->cols);
   check_col(L, y, phi->rows, fname, "y", "one target per point of phi");
   l_check_finite(L, phi, fname, "phi");
@@ -154,7 +145,7 @@ static int l_flow(lua_State *L) {
   double s2 = check_noise(L, 4, fname), eta = check_eta(L, 5, fname);
   int inc = lua_toboolean(L, 6);
   if (inc && !yk)
-    raisef(L, "%s: include_target=true needs the targets (y= or yk=)", fname);
+    l_error(L, "%s: include_target=true needs the targets (y= or yk=)", fname);
   nnft_mat *tail = l_newmat(L, K, 1);
   nnft_mat *ttail = NULL;
   if (yk)
@@ -179,15 +170,15 @@ static int l_stop(lua_State *L) {
   int inc = lua_toboolean(L, 6);
   double T = luaL_checknumber(L, 7);
   if (!(T > 0 && T < 1))
-    raisef(L, "%s: threshold (a learnability) must be strictly between 0 and 1, got %g", fname, T);
-  if (inc && !yk) raisef(L, "%s: include_target=true needs the targets (y= or yk=)", fname);
+    l_error(L, "%s: threshold (a learnability) must be strictly between 0 and 1, got %g", fname, T);
+  if (inc && !yk) l_error(L, "%s: include_target=true needs the targets (y= or yk=)", fname);
   int pushed;
   const nnft_mat *etas = l_tomat(L, 5, &pushed);
   for (size_t j = 0; j < etas->cols; j++)
     for (size_t i = 0; i < etas->rows; i++) {
       double e = NNFT_AT(etas, i, j);
       if (!isfinite(e) || e <= 0)
-        raisef(L, "%s: n (the dataset size eta) must be finite and > 0, got %g", fname, e);
+        l_error(L, "%s: n (the dataset size eta) must be finite and > 0, got %g", fname, e);
     }
   nnft_mat *out = l_newmat(L, etas->rows, etas->cols);
   for (size_t j = 0; j < etas->cols; j++)
@@ -207,7 +198,7 @@ static int l_local_ridge(lua_State *L) {
   size_t K = lam->rows;
   const nnft_mat *phi = l_checkmat(L, 3);
   if (phi->cols != K)
-    raisef(L, "%s: phi has %zu columns but the spectrum has K = %zu modes (phi is points x "
+    l_error(L, "%s: phi has %zu columns but the spectrum has K = %zu modes (phi is points x "
               "modes)", fname, phi->cols, K);
   l_check_finite(L, phi, fname, "phi");
   double s2 = check_noise(L, 4, fname);
@@ -229,7 +220,7 @@ static int l_reduced(lua_State *L) {
   size_t n = l_checksize(L, 4, 1);
   const nnft_mat *pt = l_checkmat(L, 5);
   if (pt->cols != K)
-    raisef(L, "%s: phi has %zu columns but the spectrum has K = %zu modes (phi is points x "
+    l_error(L, "%s: phi has %zu columns but the spectrum has K = %zu modes (phi is points x "
               "modes: the Nystrom extension of the modes to the test points)", fname, pt->cols,
            K);
   l_check_finite(L, pt, fname, "phi");
@@ -238,12 +229,12 @@ static int l_reduced(lua_State *L) {
   int pushed;
   const nnft_mat *rm = l_tomat(L, 7, &pushed);
   if (rm->rows * rm->cols != nk)
-    raisef(L, "%s: %zu ridges for %zu cutoffs", fname, rm->rows * rm->cols, nk);
+    l_error(L, "%s: %zu ridges for %zu cutoffs", fname, rm->rows * rm->cols, nk);
   double *rid = lua_newuserdatauv(L, (nk ? nk : 1) * sizeof *rid, 0);
   for (size_t j = 0; j < nk; j++) {
     rid[j] = NNFT_AT(rm, j % rm->rows, j / rm->rows);
     if (!isfinite(rid[j]) || rid[j] < 0)
-      raisef(L, "%s: a ridge must be finite and >= 0, got %g", fname, rid[j]);
+      l_error(L, "%s: a ridge must be finite and >= 0, got %g", fname, rid[j]);
   }
   nnft_mat *out = l_newmat(L, pt->rows, nk);
   nnft_status s = nnft_wilson_reduced(lam, yk, n, pt, kap, rid, nk, out);
@@ -258,7 +249,7 @@ static int l_reduced_weighted(lua_State *L) {
   size_t K = lam->rows;
   const nnft_mat *ptr = l_checkmat(L, 3);
   if (ptr->cols != K || ptr->rows == 0)
-    raisef(L, "%s: the training modes phi have %zu x %zu entries but the spectrum has K = %zu "
+    l_error(L, "%s: the training modes phi have %zu x %zu entries but the spectrum has K = %zu "
               "modes", fname, ptr->rows, ptr->cols, K);
   l_check_finite(L, ptr, fname, "phi (training points)");
   const nnft_mat *y = l_checkmat(L, 4), *d = l_checkmat(L, 5);
@@ -266,15 +257,15 @@ static int l_reduced_weighted(lua_State *L) {
   check_col(L, d, ptr->rows, fname, "the per-point ridge", "one per training point");
   for (size_t i = 0; i < d->rows; i++)
     if (!(d->data[i] > 0))
-      raisef(L, "%s: the per-point ridge must be > 0 (use noise > 0), got %g at point %zu",
+      l_error(L, "%s: the per-point ridge must be > 0 (use noise > 0), got %g at point %zu",
              fname, d->data[i], i + 1);
   const nnft_mat *pt = l_checkmat(L, 6);
   if (pt->cols != K)
-    raisef(L, "%s: phi has %zu columns but the spectrum has K = %zu modes", fname, pt->cols, K);
+    l_error(L, "%s: phi has %zu columns but the spectrum has K = %zu modes", fname, pt->cols, K);
   l_check_finite(L, pt, fname, "phi");
   lua_Integer kap = luaL_checkinteger(L, 7);
   if (kap < 1 || (lua_Unsigned)kap > K)
-    raisef(L, "%s: the cutoff kappa must be between 1 and K = %zu, got %lld", fname, K,
+    l_error(L, "%s: the cutoff kappa must be between 1 and K = %zu, got %lld", fname, K,
            (long long)kap);
   nnft_mat *out = l_newmat(L, pt->rows, 1);
   nnft_status s = nnft_wilson_reduced_weighted(lam, ptr, y, d, pt, (size_t)kap, out);
@@ -287,7 +278,7 @@ static int l_gaussianity(lua_State *L) {
   const char *fname = luaL_checkstring(L, 1);
   const nnft_mat *phi = l_checkmat(L, 2);
   if (phi->rows < 2 || phi->cols == 0)
-    raisef(L, "%s: phi needs at least 2 points and 1 mode, got %zu x %zu", fname, phi->rows,
+    l_error(L, "%s: phi needs at least 2 points and 1 mode, got %zu x %zu", fname, phi->rows,
            phi->cols);
   l_check_finite(L, phi, fname, "phi");
   nnft_mat *k = l_newmat(L, phi->cols, 1), *t = l_newmat(L, phi->cols, 1);
@@ -304,12 +295,12 @@ static int l_hist2d(lua_State *L) {
   double lo = luaL_checknumber(L, 5), hi = luaL_checknumber(L, 6);
   lua_Integer bins = luaL_checkinteger(L, 7);
   if (k < 1 || l < 1 || (lua_Unsigned)k > phi->cols || (lua_Unsigned)l > phi->cols)
-    raisef(L, "%s: modes k = %lld, l = %lld must be between 1 and %zu", fname, (long long)k,
+    l_error(L, "%s: modes k = %lld, l = %lld must be between 1 and %zu", fname, (long long)k,
            (long long)l, phi->cols);
   if (!(isfinite(lo) && isfinite(hi) && lo < hi))
-    raisef(L, "%s: the range must be finite with lo < hi, got [%g, %g)", fname, lo, hi);
+    l_error(L, "%s: the range must be finite with lo < hi, got [%g, %g)", fname, lo, hi);
   if (bins < 1 || bins > 10000)
-    raisef(L, "%s: bins must be between 1 and 10000, got %lld", fname, (long long)bins);
+    l_error(L, "%s: bins must be between 1 and 10000, got %lld", fname, (long long)bins);
   l_check_finite(L, phi, fname, "phi");
   nnft_mat *h = l_newmat(L, (size_t)bins, (size_t)bins);
   size_t off;
@@ -323,15 +314,15 @@ static int l_hist2d(lua_State *L) {
 static int l_fit_power(lua_State *L) {
   const char *fname = luaL_checkstring(L, 1);
   const nnft_mat *lam = l_checkmat(L, 2);
-  if (lam->cols != 1) raisef(L, "%s: the spectrum must be a column", fname);
+  if (lam->cols != 1) l_error(L, "%s: the spectrum must be a column", fname);
   lua_Integer a = luaL_checkinteger(L, 3), b = luaL_checkinteger(L, 4);
   if (a < 1 || b <= a || (lua_Unsigned)b > lam->rows)
-    raisef(L, "%s: the fit range must satisfy 1 <= kmin < kmax <= K = %zu, got kmin = %lld, "
+    l_error(L, "%s: the fit range must satisfy 1 <= kmin < kmax <= K = %zu, got kmin = %lld, "
               "kmax = %lld", fname, lam->rows, (long long)a, (long long)b);
   for (lua_Integer k = a; k <= b; k++) {
     double v = lam->data[k - 1];
     if (!(v > 0) || !isfinite(v))
-      raisef(L, "%s: lambda[%lld] = %g; a power-law fit needs positive eigenvalues in the range "
+      l_error(L, "%s: lambda[%lld] = %g; a power-law fit needs positive eigenvalues in the range "
                 "(lower kmax=)", fname, (long long)k, v);
   }
   double al, lc, r2;

@@ -552,11 +552,17 @@ static nnft_lpa_opts lpa_opts(lua_State *L, int o, const char *fname) {
   return p;
 }
 
-static void lpa_status(lua_State *L, nnft_status s, const char *fname) {
+/* U: the nk x ncol result, whose rows the core leaves NaN beyond the last k reached. */
+static void lpa_status(lua_State *L, nnft_status s, const char *fname, const double *k, size_t nk,
+                       const nnft_mat *U) {
   if (s == NNFT_OK) return;
-  if (s == NNFT_ENOCONV)
-    l_error(L, "%s: the ODE solver stopped (the flow reached the pole u2/k^2 = -1 or blew up); the "
-              "rows reached are valid: shorten the k range or change the start", fname);
+  if (s == NNFT_ENOCONV) {
+    size_t last = 0; /* row 0 (the start) is always set */
+    while (last + 1 < nk && !isnan(NNFT_AT(U, last + 1, U->cols - 1))) last++;
+    l_error(L, "%s: the ODE solver stopped after k = %g (grid point %zu of %zu): the flow reached "
+              "the pole u2/k^2 = -1 or blew up; end the k range before that point or change the "
+              "start", fname, k[last], last + 1, nk);
+  }
   if (s == NNFT_EDOM)
     l_error(L, "%s: bad flow set-up: k must be > 0 and strictly monotone, and the start must have "
               "u2/k0^2 > -1", fname);
@@ -584,7 +590,7 @@ static int l_lpa_integrate(lua_State *L) {
   size_t nk = k->rows * k->cols;
   nnft_mat *U = l_newmat(L, nk, 3);
   nnft_status s = nnft_lpa_integrate(d, u0, nk, k->data, &p, U);
-  lpa_status(L, s, fname);
+  lpa_status(L, s, fname, k->data, nk, U);
   lua_pushvalue(L, ik);
   lua_pushvalue(L, ik + 1);
   return 2;
@@ -610,7 +616,7 @@ static int l_passive(lua_State *L) {
   size_t nk = k->rows * k->cols;
   nnft_mat *R = l_newmat(L, nk, 4);
   nnft_status s = nnft_lpa_passive(d, s0, u4, u6, nk, k->data, &p, R);
-  lpa_status(L, s, fname);
+  lpa_status(L, s, fname, k->data, nk, R);
   lua_createtable(L, 0, 5);
   lua_pushvalue(L, ik);
   lua_setfield(L, -2, "k");

@@ -188,4 +188,27 @@ describe("nnft.coupling.lpa", function()
     raises("unknown option", C.lpa.integrate, { d = 2, u0 = {0, 0, 0}, k0 = 1, k1 = 2, kk = 1 })
     raises("sigma0=", C.passive, { d = 1, u4 = 1 })
   end)
+
+  it("names the last k reached when the flow hits the pole (no rows are returned)", function()
+    -- ū2 = -0.2, ū4 = 2 flowing into the IR reaches ū2 = -1 between the 3rd and 4th grid points
+    local opts = { d = 3, u0 = {-0.2, 2, 0}, k0 = 1, k1 = 1e-2, n = 11 }
+    local ok, msg = pcall(C.lpa.integrate, opts)
+    assert.is_false(ok)
+    local kl, i = tostring(msg):match("stopped after k = (%S+) %(grid point (%d+) of 11%)")
+    assert.is_truthy(kl, tostring(msg))
+    assert.is_nil(tostring(msg):find("rows reached are valid", 1, true))
+    i = tonumber(i)
+    assert(i >= 2 and i < 11, msg)
+    -- the flow up to the reported point succeeds, one grid point further does not
+    local grid = {}
+    for j = 1, 11 do grid[j] = 1e-2 ^ ((j - 1) / 10) end
+    near(tonumber(kl), grid[i], 1e-5 * grid[i]) -- %g prints 6 digits
+    local head = {}
+    for j = 1, i do head[j] = grid[j] end
+    local k, U = C.lpa.integrate{ d = 3, u0 = {-0.2, 2, 0}, k = head }
+    assert.are.equal(i, U:rows())
+    head[i + 1] = grid[i + 1]
+    raises("grid point " .. i .. " of " .. (i + 1), C.lpa.integrate,
+           { d = 3, u0 = {-0.2, 2, 0}, k = head })
+  end)
 end)

@@ -171,10 +171,10 @@ local function cosnet_params(fname, o, need)
     if o[k] == nil then error(("%s: option '%s' is required"):format(fname, k), 4) end
   end
   local d = o.d == nil and 1 or o.d
-  if math.type(d) ~= "integer" and not (type(d) == "number" and d == math.floor(d)) or d < 1 then
-    error(("%s: d must be an integer >= 1, got %s"):format(fname, tostring(d)), 4)
+  d = type(d) == "number" and math.tointeger(d) or nil -- nil for 1.5, ±inf, NaN, 1e300, strings
+  if not d or d < 1 or d > 64 then
+    error(("%s: d must be an integer between 1 and 64, got %s"):format(fname, tostring(o.d)), 4)
   end
-  d = math.tointeger(d)
   local function num(k, default, pos_excl, pos_incl)
     local v = o[k] == nil and default or o[k]
     if not finite(v) then error(("%s: %s must be a finite number, got %s"):format(fname, k, tostring(v)), 4) end
@@ -298,17 +298,40 @@ function M.flow(nets, cutoffs, fishers, opts)
   if type(mse_max) ~= "number" or mse_max ~= mse_max then
     error(fname .. ": mse_max must be a number", 2)
   end
-  local seed = opts.seed == nil and 0 or opts.seed
-  if math.type(seed) ~= "integer" then
-    if type(seed) == "number" and seed == math.floor(seed) then seed = math.tointeger(seed)
-    else error(("%s: seed must be an integer, got %s"):format(fname, tostring(seed)), 2) end
+  for i, net in ipairs(nets) do
+    if not (type(net) == "userdata" and pcall(function() return net:nparams() end)) then
+      error(("%s: nets[%d] is not a Net (%s)"):format(fname, i, type(net)), 2)
+    end
   end
-  if opts.seeds ~= nil and (type(opts.seeds) ~= "table" or #opts.seeds ~= #nets) then
-    error(("%s: seeds must be a list of %d integers (one per net)"):format(fname, #nets), 2)
+  -- member i draws with seed·100003 + i, which must stay a valid seed (0 .. 2^63-1)
+  local seed_max = (math.maxinteger - #nets) // 100003
+  local seed = opts.seed == nil and 0 or opts.seed
+  seed = type(seed) == "number" and math.tointeger(seed) or nil
+  if not seed or seed < 0 or seed > seed_max then
+    error(("%s: seed must be an integer between 0 and %d, got %s"):format(fname, seed_max,
+      tostring(opts.seed)), 2)
+  end
+  if opts.seeds ~= nil then
+    if type(opts.seeds) ~= "table" or #opts.seeds ~= #nets then
+      error(("%s: seeds must be a list of %d integers (one per net)"):format(fname, #nets), 2)
+    end
+    for i, s in ipairs(opts.seeds) do
+      if math.type(s) ~= "integer" or s < 0 then
+        error(("%s: seeds[%d] must be an integer >= 0, got %s"):format(fname, i, tostring(s)), 2)
+      end
+    end
   end
   local hists = opts.histories
-  if hists ~= nil and (type(hists) ~= "table" or #hists ~= #nets) then
-    error(("%s: histories must be the %d training histories (nnft.train_ensemble)"):format(fname, #nets), 2)
+  if hists ~= nil then
+    if type(hists) ~= "table" or #hists ~= #nets then
+      error(("%s: histories must be the %d training histories (nnft.train_ensemble)"):format(fname, #nets), 2)
+    end
+    for i, h in ipairs(hists) do
+      if type(h) ~= "table" then
+        error(("%s: histories[%d] must be a training history (a table), got %s"):format(fname, i,
+          type(h)), 2)
+      end
+    end
   end
   local sopts = { basis = opts.basis, action = opts.action, strict = opts.strict,
                   prior_sd = opts.prior_sd, data = opts.data }

@@ -127,6 +127,11 @@ describe("nnft.brg cos-net (§7.4)", function()
     assert.matches("option 'N' is required", errmsg(nnft.brg.fisher_of_momentum, 1, { R = 5, m = 1 }))
     assert.matches("option 'R_Lambda' is required", errmsg(nnft.brg.erg_rescale, { m = 1, R = 5 }))
     assert.matches("d must be an integer", errmsg(nnft.brg.mass_shift, { R = 1, N = 1, d = 1.5 }))
+    -- not representable as an integer: a clear error, not "arithmetic on a nil value"
+    for _, d in ipairs{ 1e300, math.huge, 0 / 0, "3" } do
+      assert.matches("d must be an integer between 1 and 64",
+        errmsg(nnft.brg.fisher_of_momentum, 1, { R = 1, m = 1, N = 10, d = d }))
+    end
   end)
 end)
 
@@ -206,5 +211,17 @@ describe("nnft.brg.flow", function()
     assert.matches("unknown Fisher option 'from'", errmsg(nnft.brg.flow, nets, { 0 }, { X = Xf, from = "diag" }, o))
     assert.matches("every member was dropped", errmsg(nnft.brg.flow, nets, { 0 }, F,
       { X_test = Xte, y_test = yte, mse_max = 0 }))
+    assert.matches("nets%[2%] is not a Net", errmsg(nnft.brg.flow, { nets[1], 5 }, { 0 }, F, o))
+    assert.matches("histories%[1%] must be a training history",
+      errmsg(nnft.brg.flow, { nets[1] }, { 0 }, F, { X_test = Xte, y_test = yte, histories = { 5 } }))
+    assert.matches("seeds%[1%] must be an integer >= 0",
+      errmsg(nnft.brg.flow, { nets[1] }, { 0 }, F, { X_test = Xte, y_test = yte, seeds = { "a" } }))
+    -- seed·100003 + i must stay a valid seed: refused up front, not by nnft.shell mid-flow
+    local smax = (math.maxinteger - 4) // 100003
+    assert.matches("seed must be an integer between 0 and " .. smax,
+      errmsg(nnft.brg.flow, nets, { 0 }, F, { X_test = Xte, y_test = yte, seed = smax + 1 }))
+    assert.matches("seed must be an integer between 0", errmsg(nnft.brg.flow, nets, { 0 }, F,
+      { X_test = Xte, y_test = yte, seed = -1 }))
+    assert.is_table(nnft.brg.flow(nets, { 0 }, F, { X_test = Xte, y_test = yte, seed = smax }))
   end)
 end)

@@ -116,6 +116,14 @@ local function eta_of(fname, opts, phi)
     :format(fname), 3)
 end
 
+local function check_include_target(fname, opts)
+  local inc = opts.include_target
+  if inc ~= nil and type(inc) ~= "boolean" then
+    error(("%s: include_target= must be a boolean, got %s"):format(fname, type(inc)), 3)
+  end
+  return inc
+end
+
 local function kappa_list(v)
   if v == nil then return nil end
   if type(v) == "number" then return {v} end
@@ -144,10 +152,7 @@ function M.wilson(modes, opts)
   local noise = number(fname, opts, "noise", nil, true)
   local eta = eta_of(fname, opts, phi)
   local T = number(fname, opts, "threshold", 0.5)
-  local inc = opts.include_target
-  if inc ~= nil and type(inc) ~= "boolean" then
-    error(("%s: include_target= must be a boolean"):format(fname), 2)
-  end
+  local inc = check_include_target(fname, opts)
   local yk = targets(fname, opts, lam, phi, inc)
   local tail, ttail, ridge, learn = C.flow(fname, lam, yk, noise, eta, inc)
   local stop = C.stop(fname, lam, yk, noise, eta, inc, T):get(1, 1)
@@ -176,6 +181,7 @@ function M.stop(modes, opts)
   local n = opts.n
   if n == nil then error(("%s: option n= (a dataset size or a list of them) is required")
     :format(fname), 2) end
+  check_include_target(fname, opts)
   local yk = targets(fname, opts, lam, phi, opts.include_target)
   local out = C.stop(fname, lam, yk, noise, n, opts.include_target, T)
   if type(n) == "number" then return math.tointeger(out:get(1, 1)) end
@@ -198,6 +204,7 @@ function M.reduced(modes, opts)
   local fname = "nnft.rg.reduced"
   opts = check_opts(fname, opts, set("noise", "kappa", "phi", "phi_train", "y", "yk", "ridge",
     "include_target"))
+  check_include_target(fname, opts)
   local ridge = opts.ridge or "flow"
   if ridge ~= "flow" and ridge ~= "bare" and ridge ~= "local" then
     error(("%s: ridge= must be 'flow', 'bare' or 'local', got %s"):format(fname,

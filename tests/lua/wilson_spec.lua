@@ -201,6 +201,13 @@ describe("nnft.rg errors", function()
     err(function() nnft.rg.reduced(modes, { noise = 1, kappa = 3 }) end, "targets are required")
     err(function() nnft.rg.wilson(lam, { noise = 1, n = 10, include_target = true }) end,
       "targets are required")
+    -- a non-boolean include_target is named as such (stop/reduced said "targets are required")
+    err(function() nnft.rg.wilson(modes, { noise = 1, include_target = "yes" }) end,
+      "include_target= must be a boolean, got string")
+    err(function() nnft.rg.stop(modes, { noise = 1, n = 10, include_target = "yes" }) end,
+      "include_target= must be a boolean, got string")
+    err(function() nnft.rg.reduced(modes, { noise = 1, kappa = 1, include_target = "yes" }) end,
+      "include_target= must be a boolean, got string")
     err(function() nnft.rg.reduced(lam, { noise = 1, kappa = 1 }) end, "a Mat alone")
     err(function() nnft.rg.fit_power(nnft.mat{ 1, 0.5, 0 }, { kmax = 3 }) end,
       "positive eigenvalues")

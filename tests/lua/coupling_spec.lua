@@ -137,6 +137,27 @@ describe("nnft.coupling.flow and six_point", function()
     assert.are.equal(28, dG6:rows())
     -- (1,1,1,1,1,1): 15 I4(1111) K(1,1)
     near(dG6:get(1, 1), -24 * 0.01 * 15 * I4:get(1, 1) * K:get(1, 1), 1e-12, "dG6[1]")
+    -- every 6-tuple against the 15 splits (ab|cdef) written out: tuple 1 alone has all splits
+    -- equal and would not catch a wrong pairing or a wrong 4-tuple rank
+    local _, _, t4 = C.vertex(relu, X, nil, 10)
+    local rank4 = {}
+    for r = 1, t4:rows() do rank4[table.concat(t4:row(r):totable(true), ",")] = r end
+    local t6 = nnft.corr.tuples(3, 6)
+    assert.are.equal(28, t6:rows())
+    for r = 1, 28 do
+      local x = t6:row(r):totable(true)
+      local want = 0
+      for e = 1, 6 do
+        for f = e + 1, 6 do
+          local rest = {}
+          for i = 1, 6 do if i ~= e and i ~= f then rest[#rest + 1] = x[i] end end
+          table.sort(rest)
+          want = want + I4:get(rank4[table.concat(rest, ",")], 1) * K:get(x[e], x[f])
+        end
+      end
+      want = -24 * 0.01 * want
+      near(dG6:get(r, 1), want, 1e-13 * math.abs(want), "dG6[" .. r .. "]")
+    end
     local G6 = nnft.mat.full(28, 1, 2.0)
     local _, r1, r2 = C.six_point(0.01, I4, K, { G6 = G6, G6_GP = nnft.mat.ones(28, 1) })
     near(r1:get(1, 1), 0.5, 1e-15, "ratio")

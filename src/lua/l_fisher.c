@@ -253,6 +253,9 @@ static int fisher_kl(lua_State *L) {
   nnft_status s = nnft_fisher_kl(m1, S1, m2, S2, &kl);
   if (s == NNFT_ENOTPD)
     return l_error(L, "%s: a covariance (S1 or S2) is not positive definite", fname);
+  if (s == NNFT_ENONFINITE) /* the inputs were checked finite: an intermediate overflowed */
+    return l_error(L, "%s: overflow (mu2 - mu1 or S2^-1 S1 exceeds the double range); rescale "
+                  "the means and covariances", fname);
   if (s) return l_status_error(L, s, fname, NULL);
   lua_pushnumber(L, kl);
   return 1;

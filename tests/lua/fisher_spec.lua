@@ -117,6 +117,8 @@ describe("nnft.fisher", function()
                    errmsg(nnft.fisher.kl, { 0, 0 }, nnft.mat.eye(2) * -1, { 0, 0 }, nnft.mat.eye(2)))
     assert.matches("shapes do not conform",
                    errmsg(nnft.fisher.kl, { 0, 0, 0 }, nnft.mat.eye(2), { 0, 0 }, nnft.mat.eye(2)))
+    -- finite inputs whose difference overflows: not "NaN or Inf in input"
+    assert.matches("overflow", errmsg(nnft.fisher.kl, { 1e308 }, { 1 }, { -1e308 }, { 1 }))
   end)
 
   it("refuses bad input with clear messages", function()

@@ -197,7 +197,7 @@ nnft_status nnft_kernel_check(const nnft_kernel *k) { return nnft_kernel_check_w
 
 /* Depth, capped one beyond the maximum so that a cyclic or absurd tree terminates. */
 static size_t depth_rec(const nnft_kernel *k, size_t lvl) {
-  if (!k || lvl > NNFT_KERNEL_MAX_DEPTH) return 0;
+  if (!k || lvl > NNFT_KERNEL_MAX_DEPTH + 1) return 0;
   size_t a = 0, b = 0;
   if (is_binary(k)) {
     a = depth_rec(k->left, lvl + 1);

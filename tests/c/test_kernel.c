@@ -241,6 +241,14 @@ int main(void) {
     CHECK(reldiff(&K3, &E3) < 1e-14);
     CHECK(reldiff(&K4, &E4) < 1e-14);
     CHECK_STATUS(nnft_kernel_depth(&t3), 6); /* 3·(…+ poly·(matern + 2·nngp)) */
+    { /* a chain one beyond the maximum reports a depth beyond the maximum */
+      static nnft_kernel chain[NNFT_KERNEL_MAX_DEPTH + 1];
+      chain[0] = rbf;
+      for (size_t i = 1; i <= NNFT_KERNEL_MAX_DEPTH; i++) chain[i] = nnft_kernel_scale(2, &chain[i - 1]);
+      CHECK(nnft_kernel_depth(&chain[NNFT_KERNEL_MAX_DEPTH - 1]) == NNFT_KERNEL_MAX_DEPTH);
+      CHECK(nnft_kernel_depth(&chain[NNFT_KERNEL_MAX_DEPTH]) > NNFT_KERNEL_MAX_DEPTH);
+      CHECK_STATUS(nnft_kernel_check(&chain[NNFT_KERNEL_MAX_DEPTH]), NNFT_EDOM);
+    }
     CHECK(nnft_kernel_is_stationary(&s2) && !nnft_kernel_is_stationary(&t2) &&
           !nnft_kernel_is_stationary(&ng));
 

@@ -170,6 +170,15 @@ describe("Kernel combinators", function()
       function() return a3:kernel() + nnft.kernel.freeprop{ d = 2, R = 1, m = 1 } end)
   end)
 
+  it("refuses a tree deeper than 200 when it is built, not when it is evaluated", function()
+    local k = rbf
+    for _ = 2, 200 do k = k + rbf end -- depth 200: the maximum
+    assert.are.equal(200 * rbf:matrix(nnft.mat{ { 0.5 } }):get(1, 1), k:matrix(nnft.mat{ { 0.5 } }):get(1, 1))
+    raises("kernel tree too deep", function() return k + rbf end)
+    raises("kernel tree too deep", function() return 2 * k end)
+    raises("kernel tree too deep", function() return k * rbf end)
+  end)
+
   it("prints the tree and gives a spec table", function()
     local arch = nnft.mlp{ d_in = 1, width = 10, depth = 1, act = "relu" }
     local k = 0.5 * nnft.kernel.rbf() + arch:kernel()

@@ -217,6 +217,8 @@ static int gp_predict(lua_State *L) {
   if (s == NNFT_ENOMEM)
     l_error(L, "%s: out of memory for the kernel blocks (%zu new points x %zu training points)",
            fname, m, u->gp.n);
+  if (s == NNFT_EDOM && !u->gp.fitted)
+    l_error(L, "%s: the GP was released while the kernel was evaluated", fname);
   if (s) raise_kernel_status(L, s, &u->kern, fname);
   return want_var || want_cov ? 2 : 1;
 }

@@ -461,6 +461,9 @@ static int raise_status(lua_State *L, nnft_status s, const nnft_kernel *k, const
   if (s == NNFT_ENOCONV)
     return l_status_error(L, s, fname, "the momentum integral of the free propagator did not "
                                        "converge");
+  if (s == NNFT_ENONFINITE) /* the points were checked finite: the values overflowed */
+    return l_error(L, "%s: the kernel produced NaN or Inf (overflow? exp activations, large "
+                      "sigma_w or many layers)", fname);
   return l_status_error(L, s, fname, NULL);
 }
 

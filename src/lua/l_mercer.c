@@ -121,6 +121,8 @@ static int mercer_kernel(lua_State *L) {
     const char *why = NULL;
     if (s == NNFT_EDOM && nnft_kernel_check_why(kern, &why) && why)
       return l_error(L, "%s: %s", fname, why);
+    if (s == NNFT_ENONFINITE) /* the points were checked finite: the values overflowed */
+      return l_error(L, "%s: the kernel produced NaN or Inf (overflow?)", fname);
     return l_status_error(L, s, fname, "evaluating the kernel matrix");
   }
   decompose(L, u, K, k, method, fname);
@@ -201,6 +203,10 @@ static int modes_extend(lua_State *L) {
   if (s == NNFT_ENOMEM)
     l_error(L, "%s: out of memory for the kernel blocks (%zu new points x %zu points)", fname,
            Xn->rows, u->m.n);
+  if (s == NNFT_ENONFINITE) /* the points were checked finite: the values overflowed */
+    l_error(L, "%s: the kernel produced NaN or Inf (overflow?)", fname);
+  if (s == NNFT_EDOM && !u->m.phi.data)
+    l_error(L, "%s: the modes were released while the kernel was evaluated", fname);
   if (s) l_status_error(L, s, fname, "evaluating the kernel");
   return 1;
 }

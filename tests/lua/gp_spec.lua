@@ -352,6 +352,27 @@ describe("nnft.mercer", function()
     m:release()
     assert.matches("released", err(m.values, m))
   end)
+
+  it("reports objects released by an activation function while their kernel runs", function()
+    local function err(f, ...)
+      local ok, e = pcall(f, ...)
+      assert(not ok, "expected an error")
+      return tostring(e)
+    end
+    local victim
+    local arch = nnft.mlp{ d_in = 2, width = 3, depth = 1,
+                           act = function(z) if victim then victim:release() end return math.tanh(z) end }
+    local Xt = points(5, 2, 1)
+    local gp = nnft.gp.fit(arch:kernel(), Xt, col { 1, 2, 3, 4, 5 }, { noise = 0.1 })
+    local modes = arch:kernel():mercer(Xt)
+    victim = gp
+    assert.matches("GP was released while the kernel was evaluated", err(gp.predict, gp, points(3, 2, 2), { var = true }))
+    victim = modes
+    assert.matches("modes were released while the kernel was evaluated", err(modes.extend, modes, points(3, 2, 2)))
+    victim = nil
+    local big = nnft.mlp{ d_in = 2, width = 3, depth = 3, act = "exp", sigma_w = 1.2, sigma_b = 0.3 }
+    assert.matches("kernel produced NaN or Inf %(overflow", err(nnft.mercer, big:kernel(), Xt))
+  end)
 end)
 
 describe("the gp_digits recipe", function()

@@ -109,6 +109,14 @@ describe("nnft.kernel leaves", function()
                           act = function(z) if z > 1 then error("boom") end return z end }
     raises("activation function failed", function() bad:kernel():matrix(X) end)
   end)
+
+  it("says the kernel overflowed, not that the (finite) input had NaN or Inf", function()
+    local big = nnft.mlp{ d_in = 2, width = 5, depth = 3, act = "exp", sigma_w = 1.2, sigma_b = 0.3 }
+    local P = nnft.mat{ { 1, 1 }, { 0.5, -1 } }
+    raises("kernel produced NaN or Inf (overflow", function() big:kernel():matrix(P) end)
+    raises("kernel produced NaN or Inf (overflow", function() big:kernel():diag(P) end)
+    raises("kernel produced NaN or Inf (overflow", function() (big:kernel() + nnft.kernel.rbf{}):matrix(P) end)
+  end)
 end)
 
 describe("Kernel combinators", function()

@@ -21,7 +21,12 @@
 
 typedef struct l_kernel {
   nnft_kernel k;
+  size_t nodes; /* nodes of the tree counted with repeats (k + k shares one child twice): what
+                   every walk over the tree (check, evaluation, printing) costs */
 } l_kernel;
+
+/* A bound on nodes: `for i = 1, 60 do k = k + k end` is 60 deep but 2^60 nodes to walk. */
+#define L_KERNEL_MAX_NODES 10000
 
 static l_kernel *test_lkernel(lua_State *L, int idx) {
   return luaL_testudata(L, idx, L_KERNEL_NAME);
@@ -76,6 +81,7 @@ void l_kernel_check_custom(lua_State *L, int idx, const char *fname) {
 static l_kernel *push_kernel(lua_State *L, const nnft_kernel *k) {
   l_kernel *u = lua_newuserdatauv(L, sizeof *u, 2);
   u->k = *k;
+  u->nodes = 1;
   luaL_setmetatable(L, L_KERNEL_NAME);
   return u;
 }
@@ -194,6 +200,13 @@ static int arch_ntk_kernel(lua_State *L) {
 /* ---------------------------------------------------------------------------------------------
  * Combinators: k1 + k2, k1 * k2, c * k, k * c */
 
+static void check_nodes(lua_State *L, size_t nodes, const char *fname) {
+  if (nodes > L_KERNEL_MAX_NODES)
+    l_error(L, "%s: kernel tree too large (%zu nodes counting repeated subtrees, at most %d): "
+              "k + k doubles the work of every evaluation; use 2 * k", fname, nodes,
+           L_KERNEL_MAX_NODES);
+}
+
 static int combine(lua_State *L, nnft_kernel_type t, const char *fname) {
   l_kernel *a = test_lkernel(L, 1), *b = test_lkernel(L, 2);
   if (t == NNFT_KERNEL_SUM && (!a || !b)) {
@@ -212,16 +225,19 @@ static int combine(lua_State *L, nnft_kernel_type t, const char *fname) {
     if (!isfinite(c)) l_error(L, "%s: the scale factor must be finite, got %g", fname, c);
     l_kernel *child = test_lkernel(L, kidx);
     nnft_kernel k = nnft_kernel_scale(c, &child->k);
+    check_nodes(L, child->nodes + 1, fname);
     if (nnft_kernel_depth(&k) > NNFT_KERNEL_MAX_DEPTH)
       l_error(L, "%s: kernel tree too deep (more than %d nested sums, products and scalings)",
              fname, NNFT_KERNEL_MAX_DEPTH);
-    push_kernel(L, &k);
+    push_kernel(L, &k)->nodes = child->nodes + 1;
     lua_pushvalue(L, kidx);
     lua_setiuservalue(L, -2, 1);
     return 1;
   }
   nnft_kernel k = t == NNFT_KERNEL_SUM ? nnft_kernel_sum(&a->k, &b->k)
                                        : nnft_kernel_prod(&a->k, &b->k);
+  size_t nodes = a->nodes + b->nodes + 1; /* each <= L_KERNEL_MAX_NODES: no overflow */
+  check_nodes(L, nodes, fname);
   if (nnft_kernel_depth(&k) > NNFT_KERNEL_MAX_DEPTH)
     l_error(L, "%s: kernel tree too deep (more than %d nested sums, products and scalings)",
            fname, NNFT_KERNEL_MAX_DEPTH);
@@ -231,7 +247,7 @@ static int combine(lua_State *L, nnft_kernel_type t, const char *fname) {
     nnft_kernel_input_dim(&b->k, &db);
     l_error(L, "%s: the kernels take inputs of different dimensions (%zu and %zu)", fname, da, db);
   }
-  push_kernel(L, &k);
+  push_kernel(L, &k)->nodes = nodes;
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   lua_pushvalue(L, 2);

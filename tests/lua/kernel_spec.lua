@@ -185,6 +185,11 @@ describe("Kernel combinators", function()
     raises("kernel tree too deep", function() return k + rbf end)
     raises("kernel tree too deep", function() return 2 * k end)
     raises("kernel tree too deep", function() return k * rbf end)
+    -- k + k shares its child: 60 levels are 2^60 nodes to walk (hung, uninterruptibly)
+    local kk = rbf
+    for _ = 1, 12 do kk = kk + kk end -- 8191 nodes
+    raises("kernel tree too large", function() for _ = 1, 60 do kk = kk + kk end end)
+    raises("kernel tree too large", function() for _ = 1, 60 do kk = kk * kk end end)
   end)
 
   it("prints the tree and gives a spec table", function()

@@ -352,9 +352,10 @@ function M.flow(nets, cutoffs, fishers, opts)
       sopts.seed = opts.seeds and opts.seeds[i] or seed * 100003 + i
       local cg, counts = core.shell.schedule(net, F, cutoffs, sopts)
       -- coarse graining moves trainable parameters only: the frozen prefix's features on the
-      -- test set are the same for every Λ, so compute them once (not for generalised cos-nets,
-      -- whose readout also depends on the frozen frequencies)
-      local Hte = net:arch():spec().kind ~= "cosnet" and net:features(Xte) or nil
+      -- test set are the same for every Λ, so compute them once (not for generalised cos-nets —
+      -- those with radius= — whose readout also depends on the frozen frequencies)
+      local spec = net:arch():spec()
+      local Hte = not (spec.kind == "cosnet" and spec.radius) and net:features(Xte) or nil
       for j = 1, J do
         mse[j][#mse[j] + 1] = Hte and cg[j]:loss(Hte, yte, { features = true }) or cg[j]:loss(Xte, yte)
         if Xp then
